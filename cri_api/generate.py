@@ -1,0 +1,44 @@
+"""Regenerate the Python stubs from ``cri_api/runtime/v1/api.proto``.
+
+Run from anywhere with the pinned ``grpcio-tools`` (``pip install -e .[dev]``)::
+
+    python -m cri_api.generate            # rewrite the committed stubs
+    python -m cri_api.generate --out DIR  # write them under DIR instead (used by the freshness test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROTO = Path("cri_api/runtime/v1/api.proto")
+
+
+def generate(out_dir: Path) -> None:
+    """Write api_pb2.py, api_pb2.pyi and api_pb2_grpc.py for the proto under ``out_dir``."""
+    from grpc_tools import protoc  # only a dev dependency
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The proto path relative to -I becomes the Python import path of the stubs.
+    args = [
+        "protoc",
+        f"-I{REPO_ROOT}",
+        f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        str(PROTO),
+    ]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc failed")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT, help="root to write under")
+    generate(parser.parse_args(argv).out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
