@@ -1,0 +1,3 @@
+from crictl.cli import main
+
+main()

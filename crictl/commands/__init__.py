@@ -1,0 +1,1 @@
+"""One module per crictl command or command family; ``crictl.cli.COMMANDS`` lists them."""
