@@ -227,223 +227,260 @@ class RuntimeServiceServicer:
     """
 
     def Attach(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns a streaming URL for attaching to a running container's stdio.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CheckpointContainer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Writes a checkpoint of a container to a location.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CheckpointPod(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Writes a checkpoint of a whole pod and its containers.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ContainerStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Resource usage of one container.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ContainerStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """State, times, exit code and more of one container.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateContainer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a container in a ready pod sandbox; it does not start it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Exec(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns a streaming URL for running a command in a container.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExecSync(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Runs a command in a container and returns its output and exit code.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetContainerEvents(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streams container lifecycle events.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListContainerStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Resource usage of all containers matching a filter.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListContainers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Containers matching a filter.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMetricDescriptors(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Describes the metrics ListPodSandboxMetrics reports.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPodSandbox(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Pod sandboxes matching a filter.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPodSandboxMetrics(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Metrics of every pod sandbox.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPodSandboxStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Resource usage of all pod sandboxes matching a filter.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PodSandboxStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Resource usage of one pod sandbox.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PodSandboxStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """State, network and more of one pod sandbox.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PortForward(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns a streaming URL for forwarding ports into a pod.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveContainer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Removes a container; removing an unknown container succeeds.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemovePodSandbox(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Removes a pod sandbox and its containers; unknown IDs succeed.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReopenContainerLog(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Makes the runtime reopen a container's log file (after rotation).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RestorePod(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Restores a pod from a checkpoint.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RunPodSandbox(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates and starts a pod sandbox, ready for containers.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RuntimeConfig(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The runtime's configuration the kubelet must match (e.g. cgroup driver).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StartContainer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Starts a created container.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Status(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Runtime conditions, handlers and features.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StopContainer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stops a running container within a grace period; idempotent.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StopPodSandbox(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stops every container of a pod sandbox and tears down its network; idempotent.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamContainerStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streaming form of ListContainerStats.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamContainers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streaming form of ListContainers.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamPodSandboxMetrics(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streaming form of ListPodSandboxMetrics.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamPodSandboxStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streaming form of ListPodSandboxStats.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamPodSandboxes(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streaming form of ListPodSandbox.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateContainerResources(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Changes a container's resource limits.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdatePodSandboxResources(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Tells the runtime about new pod-level resources.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateRuntimeConfig(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Passes runtime configuration (e.g. the pod CIDR) from the kubelet.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Version(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Name and versions of the runtime and of the CRI it serves.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1695,37 +1732,43 @@ class ImageServiceServicer:
     """
 
     def ImageFsInfo(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Usage of the filesystems holding images and containers.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ImageStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One image; an unknown image is an empty response, not an error.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListImages(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Images matching a filter.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PullImage(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Pulls an image, with credentials if given; returns its reference.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveImage(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Removes an image; removing an unknown image succeeds.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamImages(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streaming form of ListImages.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
