@@ -1,0 +1,1 @@
+"""Latency and throughput of every CRI operation (``critest --benchmark``); suites come later."""

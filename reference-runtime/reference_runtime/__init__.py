@@ -1,0 +1,1 @@
+"""The bundled reference CRI runtime: serves runtime.v1 on a unix socket."""

@@ -1,0 +1,1 @@
+"""Publish critest JUnit results in TestGrid's bucket layout, and view them."""
