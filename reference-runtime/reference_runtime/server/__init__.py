@@ -1,0 +1,1 @@
+"""The CRI server: one module per RPC, bound to gRPC in ``servicer``."""

@@ -1,0 +1,50 @@
+"""Serve the runtime's servicers on a unix socket that only root (and its group) may use."""
+
+from __future__ import annotations
+
+import os
+import socket
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from cri_api.runtime.v1 import api_pb2_grpc as pb_grpc
+from reference_runtime.config import ConfigError
+from reference_runtime.server.service import CriService
+from reference_runtime.server.servicer import ImageServicer, RuntimeServicer
+
+SOCKET_MODE = 0o660
+MAX_WORKERS = 32
+
+
+def create_server(svc: CriService, socket_path: Path) -> grpc.Server:
+    """A started gRPC server for both CRI services on ``socket_path``."""
+    prepare_socket_path(socket_path)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="cri"))
+    pb_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(svc), server)
+    pb_grpc.add_ImageServiceServicer_to_server(ImageServicer(svc), server)
+    server.add_insecure_port(f"unix://{socket_path}")
+    server.start()
+    os.chmod(socket_path, SOCKET_MODE)
+    os.chown(socket_path, 0, 0)
+    return server
+
+
+def prepare_socket_path(socket_path: Path) -> None:
+    """Create the socket's directory and clear a stale socket; refuse one that is in use."""
+    socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    if not socket_path.exists() and not socket_path.is_symlink():
+        return
+    if _someone_listens(socket_path):
+        raise ConfigError(f"{socket_path} is in use by another process")
+    socket_path.unlink()
+
+
+def _someone_listens(socket_path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
