@@ -1,0 +1,96 @@
+"""The whole offline test bed: kit images, a local registry serving them, containerd pulling from it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+from critest.images.build import build_all
+from critest.images.catalog import DEFAULT_CACHE_DIR
+from critest.images.push import push_all
+from critest.testbed.containerd import ContainerdTestbed, LeftoverWarning
+from critest.testbed.process import TestbedError
+from critest.testbed.registry import LocalRegistry
+
+T = TypeVar("T")
+Reporter = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+class Testbed:
+    """Build (or reuse) the kit images, serve them on 127.0.0.1, and run containerd against them.
+
+    ``start()`` brings the parts up in order and ``stop()`` tears them down in reverse; a part
+    that fails to start takes down the ones before it. ``timings`` holds seconds per step.
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    def __init__(self, workdir: Path, images_dir: Path | None = None, registry_port: int | None = None,
+                 report: Reporter = _quiet) -> None:
+        self.workdir = workdir.absolute()
+        self.images_dir = Path(images_dir or DEFAULT_CACHE_DIR)
+        self.registry_port = registry_port
+        self.report = report
+        self.images: dict[str, str] = {}
+        self.timings: dict[str, float] = {}
+        self.registry: LocalRegistry | None = None
+        self.containerd: ContainerdTestbed | None = None
+        self.cleanup_problems: list[str] = []
+        self._teardown = contextlib.ExitStack()
+
+    @property
+    def endpoint(self) -> str:
+        if self.containerd is None:
+            raise TestbedError("the test bed is not started")
+        return self.containerd.endpoint
+
+    def start(self) -> Testbed:
+        with contextlib.ExitStack() as stack:
+            self.images = self._timed("images", lambda: build_all(self.images_dir))
+            self.report(f"{len(self.images)} images ready in {self.images_dir}")
+            registry = LocalRegistry(self.workdir / "registry", self.registry_port)
+            self._timed("registry", lambda: stack.enter_context(registry))
+            self._timed("push", lambda: push_all(self.images_dir, registry.address))
+            self.report(f"registry serving them on {registry.address}")
+            containerd = ContainerdTestbed(self.workdir / "containerd", registry.address)
+            stack.callback(self._stop_containerd, containerd)
+            self._timed("containerd", containerd.start)
+            self.report(f"containerd ready on {containerd.endpoint}")
+            self.registry, self.containerd = registry, containerd
+            self._teardown = stack.pop_all()
+        return self
+
+    def stop(self) -> list[str]:
+        """Tear down in reverse order; return what containerd's clean-up could not remove."""
+        self._teardown.close()
+        self.registry = None
+        self.containerd = None
+        problems, self.cleanup_problems = self.cleanup_problems, []
+        return problems
+
+    def _stop_containerd(self, containerd: ContainerdTestbed) -> None:
+        self.cleanup_problems += containerd.stop()
+
+    def _timed(self, step: str, action: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        result = action()
+        self.timings[step] = time.perf_counter() - started
+        return result
+
+    def __enter__(self) -> Testbed:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        problems = self.stop()
+        if problems:
+            warnings.warn(LeftoverWarning("; ".join(problems)), stacklevel=2)
