@@ -1,9 +1,240 @@
-"""The ``critest`` command (the conformance suites come in their own issue)."""
+"""The ``critest`` command: upstream critest's flags, run in-process through pytest.
 
+Specs run through ``pytest.main`` with ``-p critest.plugin``. With ``--parallel N`` the specs
+that are not serial run first on N xdist workers, then the serial ones alone (as ginkgo runs
+``Serial`` specs last, on one node).
+"""
+
+from __future__ import annotations
+
+import os
 import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import pytest
+from tabulate import tabulate
+
+import critest
+from cri_api.client import ImageClient, RuntimeClient
+from cri_api.config import ConfigError, config_path, load_config, parse_duration
+from cri_api.endpoint import resolve_endpoints
+from cri_api.errors import EndpointError
+from critest import constants as c
+from critest.report import ResultCollector, SpecResult, junit_xml
+
+CRITEST_VERSION = "0.1.0"
+PREFLIGHT_TIMEOUT_SECONDS = 10.0
+NO_RUNTIME_MESSAGE = (
+    "critest: no CRI endpoint given or configured, and the bundled reference runtime does not exist yet; "
+    "pass --runtime-endpoint unix:///PATH (and --image-endpoint if the image service is elsewhere)"
+)
+BENCHMARK_MESSAGE = "critest: --benchmark: the benchmark suites do not exist yet; nothing was run"
+# pytest exit codes that say nothing failed: all passed, or nothing selected.
+CLEAN_PYTEST_EXITS = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+
+VALUE_FLAGS = (
+    "runtime-endpoint", "image-endpoint", "runtime-service-timeout", "image-service-timeout", "runtime-handler",
+    "config", "test-images-file", "registry-prefix", "nri-socket", "report-dir", "report-prefix", "parallel",
+    "ginkgo.focus", "ginkgo.skip", "focus", "skip",
+)
+BOOL_FLAGS = ("websocket-exec", "websocket-attach", "websocket-portforward", "benchmark", "version", "ginkgo.v")
 
 
-def main() -> None:
-    print("critest: the conformance suites are not built yet; "
-          "see 'critest-testbed --help' for the containerd test bed", file=sys.stderr)
-    sys.exit(1)
+def go_style_args(args: Sequence[str]) -> list[str]:
+    """Accept Go's spellings: ``-flag`` for ``--flag``, and ``-bool=true|false``."""
+    normalized: list[str] = []
+    for arg in args:
+        name, has_value, value = arg.lstrip("-").partition("=")
+        is_single_dash_long = arg.startswith("-") and not arg.startswith("--") and len(name) > 1
+        if name in VALUE_FLAGS + BOOL_FLAGS and (is_single_dash_long or arg.startswith("--")):
+            arg = "--" + arg.lstrip("-")
+        if name in BOOL_FLAGS and has_value:
+            if value.lower() in ("false", "0"):
+                continue
+            arg = "--" + name
+        normalized.append(arg)
+    return normalized
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked for, as pytest options and run settings."""
+
+    pytest_options: list[str]
+    parallel: int
+    verbose: bool
+    report_dir: str
+    report_prefix: str
+
+
+@click.command("critest", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--runtime-endpoint", metavar="ENDPOINT", help="CRI RuntimeService endpoint (unix:///PATH).")
+@click.option("--image-endpoint", metavar="ENDPOINT", help="CRI ImageService endpoint (default: the runtime's).")
+@click.option("--runtime-service-timeout", default=c.DEFAULT_SERVICE_TIMEOUT, show_default=True,
+              metavar="DURATION", help="Timeout of each runtime service call.")
+@click.option("--image-service-timeout", default=c.DEFAULT_SERVICE_TIMEOUT, show_default=True,
+              metavar="DURATION", help="Timeout of each image service call.")
+@click.option("--runtime-handler", default="", help="Runtime handler for every RunPodSandbox.")
+@click.option("--config", metavar="FILE", help="crictl-style config file (default: /etc/crictl.yaml).")
+@click.option("--test-images-file", default="", metavar="FILE",
+              help="YAML overriding images: defaultTestContainerImage, webServerTestImage, testImageWithDigest.")
+@click.option("--registry-prefix", default=c.DEFAULT_REGISTRY_PREFIX, show_default=True,
+              help="Registry prefix for pulled test images.")
+@click.option("--websocket-exec", is_flag=True, help="Use WebSocket instead of SPDY for exec.")
+@click.option("--websocket-attach", is_flag=True, help="Use WebSocket instead of SPDY for attach.")
+@click.option("--websocket-portforward", is_flag=True, help="Use WebSocket instead of SPDY for port-forward.")
+@click.option("--nri-socket", default="", metavar="PATH", help="NRI socket; the NRI specs run only with it.")
+@click.option("--report-dir", default="", metavar="DIR", help="Write JUnit XML (junit[_PREFIX].xml) here.")
+@click.option("--report-prefix", default="", help="Prefix of the JUnit file name.")
+@click.option("--parallel", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Run specs on N workers; serial specs still run alone.")
+@click.option("--ginkgo.focus", "--focus", "focus", multiple=True, metavar="REGEX",
+              help="Run only specs whose full name matches (repeatable).")
+@click.option("--ginkgo.skip", "--skip", "skip", multiple=True, metavar="REGEX",
+              help="Skip specs whose full name matches (repeatable).")
+@click.option("--benchmark", is_flag=True, help="Run the benchmark suites instead of validation.")
+@click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
+@click.option("-v", "--ginkgo.v", "verbose", is_flag=True, help="Show each spec as it finishes.")
+def critest_command(runtime_endpoint: str | None, image_endpoint: str | None, runtime_service_timeout: str,
+                    image_service_timeout: str, runtime_handler: str, config: str | None, test_images_file: str,
+                    registry_prefix: str, websocket_exec: bool, websocket_attach: bool,
+                    websocket_portforward: bool, nri_socket: str, report_dir: str, report_prefix: str,
+                    parallel: int, focus: tuple[str, ...], skip: tuple[str, ...], benchmark: bool,
+                    show_version: bool, verbose: bool) -> None:
+    """Validate a CRI runtime against the upstream critest conformance specs."""
+    click.echo(f"critest version: {CRITEST_VERSION}")
+    if show_version:
+        return
+    if benchmark:
+        raise click.ClickException(BENCHMARK_MESSAGE.removeprefix("critest: "))
+    timeouts = _check_durations(runtime_service_timeout, image_service_timeout)
+    runtime, image = _resolve(runtime_endpoint, image_endpoint, config)
+    _preflight(runtime, image, timeouts)
+    pytest_options = [
+        f"--runtime-endpoint={runtime}", f"--image-endpoint={image}",
+        f"--runtime-service-timeout={runtime_service_timeout}", f"--image-service-timeout={image_service_timeout}",
+        f"--runtime-handler={runtime_handler}", f"--test-images-file={test_images_file}",
+        f"--registry-prefix={registry_prefix}", f"--nri-socket={nri_socket}",
+        *(f"--critest-focus={pattern}" for pattern in focus),
+        *(f"--critest-skip={pattern}" for pattern in skip),
+        *(flag for flag, on in (("--websocket-exec", websocket_exec), ("--websocket-attach", websocket_attach),
+                                ("--websocket-portforward", websocket_portforward)) if on),
+    ]
+    options = RunOptions(pytest_options, parallel, verbose, report_dir, report_prefix)
+    sys.exit(run(options))
+
+
+def _check_durations(*durations: str) -> tuple[float, ...]:
+    try:
+        return tuple(parse_duration(text) for text in durations)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _resolve(runtime_flag: str | None, image_flag: str | None, config_flag: str | None) -> tuple[str, str]:
+    try:
+        endpoints = resolve_endpoints(runtime_flag, image_flag, load_config(config_path(config_flag)))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not endpoints.runtime_set:
+        click.echo(NO_RUNTIME_MESSAGE, err=True)
+        sys.exit(1)
+    return endpoints.runtime, endpoints.image or endpoints.runtime
+
+
+def _preflight(runtime: str, image: str, timeouts: tuple[float, ...]) -> None:
+    """Fail before any spec runs when an endpoint cannot be used, saying why."""
+    timeout = min(PREFLIGHT_TIMEOUT_SECONDS, *timeouts)
+    try:
+        RuntimeClient.connect(runtime, timeout).close()
+        ImageClient.connect(image, timeout).close()
+    except EndpointError as exc:
+        raise click.ClickException(f"cannot use the CRI endpoint: {exc}") from None
+
+
+def pytest_args(options: RunOptions, phase: str) -> list[str]:
+    """The pytest command line of one phase: ``all``, ``parallel`` or ``serial``."""
+    rootdir = Path(critest.__file__).resolve().parent.parent
+    args = [
+        "-c", os.devnull, f"--rootdir={rootdir}", "-p", "critest.plugin", "-p", "no:cacheprovider",
+        "-p", "no:benchmark", "--tb=short", "-r", "fE", "-v" if options.verbose else "-q",
+        *options.pytest_options,
+    ]
+    if phase == "parallel":
+        args += ["-n", str(options.parallel), "-m", "not serial"]
+    elif phase == "serial":
+        args += ["-p", "no:xdist", "-m", "serial"]
+    else:
+        args += ["-p", "no:xdist"]
+    return [*args, "--pyargs", "critest.suites"]
+
+
+def run(options: RunOptions) -> int:
+    """Run every phase, then report; 0 only when no spec failed."""
+    started = time.monotonic()
+    collector = ResultCollector()
+    phases = ["parallel", "serial"] if options.parallel > 1 else ["all"]
+    exit_codes = [pytest.main(pytest_args(options, phase), plugins=[collector]) for phase in phases]
+    results = collector.sorted_results()
+    junit_path = write_junit(results, options.report_dir, options.report_prefix)
+    click.echo(summary(results, junit_path, time.monotonic() - started))
+    clean = all(code in CLEAN_PYTEST_EXITS for code in exit_codes)
+    if collector.any_failed or not clean:
+        return next((int(code) for code in exit_codes if code not in CLEAN_PYTEST_EXITS), 1)
+    return 0
+
+
+def write_junit(results: list[SpecResult], report_dir: str, report_prefix: str) -> Path | None:
+    if not report_dir:
+        return None
+    name = f"junit_{report_prefix}.xml" if report_prefix else "junit.xml"
+    path = Path(report_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(junit_xml(results))
+    return path
+
+
+def summary(results: list[SpecResult], junit_path: Path | None, seconds: float) -> str:
+    """Per-area counts, skip reasons, failed specs and where the JUnit went."""
+    parts = ["", area_table(results), "", skip_reason_table(results)]
+    failed = [result for result in results if result.counts_as_failure]
+    if failed:
+        parts += ["", "Failed specs:", *(f"  [It] {result.name}\n      {result.message}" for result in failed)]
+    junit = str(junit_path) if junit_path else "not written (pass --report-dir)"
+    parts += ["", f"JUnit: {junit}", f"Ran in {seconds:.1f}s"]
+    return "\n".join(parts)
+
+
+OUTCOME_COLUMNS = ("passed", "failed", "error", "xfailed", "skipped", "filtered")
+
+
+def area_table(results: list[SpecResult]) -> str:
+    counts: dict[str, Counter[str]] = {}
+    for result in results:
+        counts.setdefault(result.area, Counter())[result.outcome] += 1
+    total: Counter[str] = sum(counts.values(), Counter())
+    rows = [[area, *(counter[o] for o in OUTCOME_COLUMNS)] for area, counter in sorted(counts.items())]
+    rows.append(["TOTAL", *(total[o] for o in OUTCOME_COLUMNS)])
+    return tabulate(rows, headers=["area", *OUTCOME_COLUMNS])
+
+
+def skip_reason_table(results: list[SpecResult]) -> str:
+    reasons = Counter((r.area, r.outcome, r.message) for r in results if r.outcome in ("skipped", "xfailed"))
+    if not reasons:
+        return "No skips."
+    rows = [[area, outcome, count, _clip(message)] for (area, outcome, message), count in sorted(reasons.items())]
+    return tabulate(rows, headers=["area", "outcome", "specs", "reason"])
+
+
+def _clip(text: str, width: int = 110) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = go_style_args(sys.argv[1:] if argv is None else argv)
+    critest_command.main(args, prog_name="critest")

@@ -1,0 +1,514 @@
+"""What every conformance spec shares: spec naming, run settings, CRI helpers and cleanup.
+
+Helper names follow upstream ``pkg/framework`` in snake_case: ``run_default_pod_sandbox`` does
+an action, ``check_*`` asserts. Every helper that creates something registers its removal
+with the spec's ``Cleanup``, so a failing spec leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+import yaml
+from google.protobuf import text_format
+from google.protobuf.message import Message
+
+from cri_api import pb
+from cri_api.client import CallRecord, ImageClient, RuntimeClient
+from cri_api.errors import CRIError
+from critest import constants as c
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- spec naming (ginkgo tree)
+
+
+@dataclass(frozen=True)
+class Describe:
+    """A ginkgo container node: its texts join with spaces into the spec's full name."""
+
+    text: str
+
+    def context(self, text: str) -> Describe:
+        return Describe(f"{self.text} {text}")
+
+    def when(self, text: str) -> Describe:
+        # Ginkgo's When() prefixes its text with "when ".
+        return Describe(f"{self.text} when {text}")
+
+    def full_name(self, it_text: str) -> str:
+        return f"{c.SPEC_PREFIX}{self.text} {it_text}"
+
+    def it(self, text: str, *, serial: bool = False) -> Callable[[F], F]:
+        """Name the decorated test after the upstream spec; ``serial`` keeps it out of parallel runs."""
+        name = self.full_name(text)
+
+        def mark(test: F) -> F:
+            marked = pytest.mark.spec(name)(test)
+            return pytest.mark.serial(marked) if serial else marked
+
+        return mark
+
+    def pending(self, text: str, reason: str = c.NOT_IMPLEMENTED, *, serial: bool = False) -> Callable[[], None]:
+        """A registered spec that always skips with ``reason`` (a visible gap, same name as upstream)."""
+
+        def test_pending() -> None:
+            pytest.skip(reason)
+
+        return self.it(text, serial=serial)(test_pending)
+
+
+def spec_name(item: pytest.Item) -> str | None:
+    """The upstream full name of a collected spec, or None for a test without one."""
+    marker = item.get_closest_marker("spec")
+    return str(marker.args[0]) if marker else None
+
+
+# ---------------------------------------------------------------- run settings
+
+
+@dataclass(frozen=True)
+class TestImages:
+    """The images a run uses; upstream's --test-images-file may override them."""
+
+    default_container: str = c.DEFAULT_CONTAINER_IMAGE
+    web_server: str = c.WEB_SERVER_IMAGE
+    with_digest: str = f"{c.TEST_IMAGE_DIGEST_REPOSITORY}@{c.UPSTREAM_TEST_IMAGE_DIGEST}"
+
+
+def load_test_images(path: str | None) -> TestImages:
+    """Read the --test-images-file YAML; absent keys keep upstream's defaults."""
+    if not path:
+        return TestImages()
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of image keys to references")
+    defaults = TestImages()
+    return TestImages(
+        default_container=data.get(c.TEST_IMAGES_DEFAULT_KEY) or defaults.default_container,
+        web_server=data.get(c.TEST_IMAGES_WEB_SERVER_KEY) or defaults.web_server,
+        with_digest=data.get(c.TEST_IMAGES_DIGEST_KEY) or defaults.with_digest,
+    )
+
+
+@dataclass(frozen=True)
+class TestContext:
+    """Everything a run was told on the command line (upstream's TestContext)."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    runtime_endpoint: str
+    image_endpoint: str
+    runtime_timeout: float
+    image_timeout: float
+    runtime_handler: str = ""
+    registry_prefix: str = c.DEFAULT_REGISTRY_PREFIX
+    images: TestImages = field(default_factory=TestImages)
+    websocket_exec: bool = False
+    websocket_attach: bool = False
+    websocket_portforward: bool = False
+    nri_socket: str = ""
+
+
+# ---------------------------------------------------------------- CRI call log (for failure reports)
+
+
+class CallLog:
+    """Collects the CRI calls of the running spec; the client's observer feeds it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[CallRecord] = []
+
+    def __call__(self, record: CallRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._records = []
+
+    def records(self) -> list[CallRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def render(self, limit: int = 60) -> str:
+        """One line per call: method, status code, duration and the request's key fields."""
+        records = self.records()
+        lines = [format_call(record) for record in records[-limit:]]
+        if len(records) > limit:
+            lines.insert(0, f"... {len(records) - limit} earlier calls omitted")
+        return "\n".join(lines)
+
+
+def format_call(record: CallRecord, width: int = 400) -> str:
+    request = text_format.MessageToString(record.request, as_one_line=True)
+    if len(request) > width:
+        request = request[: width - 3] + "..."
+    outcome = record.code.name + (f" ({record.details})" if record.details else "")
+    return f"{record.method} -> {outcome} [{record.seconds * 1000:.0f} ms] {{{request}}}"
+
+
+# ---------------------------------------------------------------- cleanup
+
+
+class Cleanup:
+    """Undo actions of one spec, run last-in first-out; failures are collected, not raised."""
+
+    def __init__(self) -> None:
+        self._actions: list[tuple[str, Callable[[], object]]] = []
+
+    def add(self, what: str, action: Callable[[], object]) -> None:
+        self._actions.append((what, action))
+
+    def run(self) -> list[str]:
+        problems: list[str] = []
+        while self._actions:
+            what, action = self._actions.pop()
+            try:
+                action()
+            except Exception as exc:
+                problems.append(f"{what}: {exc}")
+        return problems
+
+
+# ---------------------------------------------------------------- known runtime quirks
+
+
+@dataclass(frozen=True)
+class RuntimeQuirk:
+    """A documented deviation of one runtime's versions from the CRI contract."""
+
+    runtime_name: str
+    version_prefix: str
+    reason: str
+
+    def applies_to(self, version: pb.VersionResponse) -> bool:
+        return version.runtime_name == self.runtime_name and version.runtime_version.startswith(
+            self.version_prefix
+        )
+
+
+# ---------------------------------------------------------------- the per-spec handle
+
+
+@dataclass
+class Cri:
+    """What a spec works with: both clients, the run settings and its cleanup list."""
+
+    runtime: RuntimeClient
+    images: ImageClient
+    context: TestContext
+    version: pb.VersionResponse
+    cleanup: Cleanup = field(default_factory=Cleanup)
+    cgroup_parent: str = ""
+
+    @contextlib.contextmanager
+    def known_quirk(self, quirk: RuntimeQuirk) -> Iterator[None]:
+        """Turn a failure inside the block into an expected failure on the runtime the quirk names."""
+        try:
+            yield
+        except (CRIError, AssertionError) as exc:
+            if quirk.applies_to(self.version):
+                pytest.xfail(f"{quirk.reason} ({exc})")
+            raise
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def eventually(probe: Callable[[], T | None], timeout: float, interval: float = 0.5,
+               what: str = "condition") -> T:
+    """Poll ``probe`` until it returns a truthy value or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def expect_error(action: Callable[[], object], what: str) -> CRIError:
+    """Run ``action`` and return the CRIError it must raise."""
+    try:
+        action()
+    except CRIError as exc:
+        return exc
+    raise AssertionError(f"expected {what} to fail, but it succeeded")
+
+
+def one_line(message: Message) -> str:
+    return text_format.MessageToString(message, as_one_line=True)
+
+
+# ---------------------------------------------------------------- pod sandboxes
+
+
+def build_pod_sandbox_metadata(name: str, uid: str, namespace: str,
+                               attempt: int = c.DEFAULT_ATTEMPT) -> pb.PodSandboxMetadata:
+    return pb.PodSandboxMetadata(name=name, uid=uid, namespace=namespace, attempt=attempt)
+
+
+def default_pod_sandbox_config(cri: Cri, prefix: str) -> pb.PodSandboxConfig:
+    """Upstream's default pod: unique name, uid and namespace, attempt 2, the run's cgroup parent."""
+    metadata = build_pod_sandbox_metadata(
+        prefix + new_uuid(), c.DEFAULT_UID_PREFIX + new_uuid(), c.DEFAULT_NAMESPACE_PREFIX + new_uuid()
+    )
+    return pb.PodSandboxConfig(metadata=metadata, linux=pb.LinuxPodSandboxConfig(cgroup_parent=cri.cgroup_parent))
+
+
+def detect_cgroup_parent(runtime: RuntimeClient) -> str:
+    """Upstream's choice: none for the cgroupfs driver, a systemd-style slice otherwise or on error."""
+    try:
+        response = runtime.runtime_config(pb.RuntimeConfigRequest())
+    except CRIError:
+        return c.DEFAULT_CGROUP_PARENT
+    if response.linux.cgroup_driver == pb.CgroupDriver.CGROUPFS:
+        return ""
+    return c.DEFAULT_CGROUP_PARENT
+
+
+def run_pod_sandbox(cri: Cri, config: pb.PodSandboxConfig) -> str:
+    """RunPodSandbox with the run's handler; stop and remove it at cleanup."""
+    response = cri.runtime.run_pod_sandbox(
+        pb.RunPodSandboxRequest(config=config, runtime_handler=cri.context.runtime_handler)
+    )
+    pod_id = response.pod_sandbox_id
+    cri.cleanup.add(f"removing pod sandbox {pod_id}", lambda: remove_pod_sandbox(cri, pod_id))
+    cri.cleanup.add(f"stopping pod sandbox {pod_id}", lambda: stop_pod_sandbox(cri, pod_id))
+    return pod_id
+
+
+def run_default_pod_sandbox(cri: Cri, prefix: str) -> tuple[str, pb.PodSandboxConfig]:
+    config = default_pod_sandbox_config(cri, prefix)
+    return run_pod_sandbox(cri, config), config
+
+
+def stop_pod_sandbox(cri: Cri, pod_id: str) -> None:
+    cri.runtime.stop_pod_sandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+
+
+def remove_pod_sandbox(cri: Cri, pod_id: str) -> None:
+    cri.runtime.remove_pod_sandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+
+def pod_sandbox_status(cri: Cri, pod_id: str, verbose: bool = False) -> pb.PodSandboxStatus:
+    request = pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=verbose)
+    return cri.runtime.pod_sandbox_status(request).status
+
+
+def list_pod_sandbox_ids(cri: Cri, pod_filter: pb.PodSandboxFilter | None = None) -> list[str]:
+    response = cri.runtime.list_pod_sandbox(pb.ListPodSandboxRequest(filter=pod_filter))
+    return [item.id for item in response.items]
+
+
+def pod_ip(cri: Cri, pod_id: str) -> str:
+    ip = pod_sandbox_status(cri, pod_id).network.ip
+    assert ip, f"pod sandbox {pod_id} reports no IP address"
+    return ip
+
+
+# ---------------------------------------------------------------- images
+
+
+def has_domain(name: str) -> bool:
+    first, sep, _ = name.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+
+
+def prepare_image_name(name: str, registry_prefix: str) -> str:
+    """Apply --registry-prefix as upstream does, and add ``:latest`` to an untagged name."""
+    if not has_domain(name):
+        name = f"{registry_prefix}/{name}"
+    elif registry_prefix != c.DEFAULT_REGISTRY_PREFIX:
+        name = f"{registry_prefix}/{name.partition('/')[2]}"
+    last_component = name.rsplit("/", 1)[-1]
+    if ":" not in last_component and "@" not in last_component:
+        name += ":latest"
+    return name
+
+
+def image_status(cri: Cri, ref: str) -> pb.Image | None:
+    """The image ``ref`` names, or None when the runtime does not have it."""
+    response = cri.images.image_status(pb.ImageStatusRequest(image=pb.ImageSpec(image=ref)))
+    return response.image if response.HasField("image") else None
+
+
+def pull_image(cri: Cri, ref: str, pod_config: pb.PodSandboxConfig | None = None) -> str:
+    """PullImage and return the image ref the runtime answers."""
+    request = pb.PullImageRequest(image=pb.ImageSpec(image=ref), sandbox_config=pod_config)
+    return cri.images.pull_image(request).image_ref
+
+
+def pull_public_image(cri: Cri, name: str, pod_config: pb.PodSandboxConfig | None = None) -> str:
+    """Pull ``name`` (registry prefix applied) unless present; return the image id."""
+    ref = prepare_image_name(name, cri.context.registry_prefix)
+    status = image_status(cri, ref)
+    if status is None:
+        pull_image(cri, ref, pod_config)
+        status = image_status(cri, ref)
+    assert status is not None, f"image {ref} is not present after PullImage"
+    return status.id
+
+
+def remove_image(cri: Cri, ref: str) -> None:
+    cri.images.remove_image(pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)))
+
+
+def remove_image_quietly(cri: Cri, ref: str) -> None:
+    with contextlib.suppress(CRIError):
+        remove_image(cri, ref)
+
+
+def list_images(cri: Cri) -> list[pb.Image]:
+    return list(cri.images.list_images(pb.ListImagesRequest()).images)
+
+
+# ---------------------------------------------------------------- containers
+
+
+def container_config(name: str, image: str, command: tuple[str, ...] | list[str] = c.DEFAULT_CONTAINER_COMMAND,
+                     **fields: Any) -> pb.ContainerConfig:
+    return pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=name, attempt=c.DEFAULT_ATTEMPT),
+        image=pb.ImageSpec(image=image, user_specified_image=image),
+        command=list(command),
+        linux=fields.pop("linux", pb.LinuxContainerConfig()),
+        **fields,
+    )
+
+
+def create_container(cri: Cri, pod_id: str, config: pb.ContainerConfig, pod_config: pb.PodSandboxConfig) -> str:
+    """Make sure the image is there, CreateContainer, and remove the container at cleanup."""
+    pull_public_image(cri, config.image.image, pod_config)
+    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config)
+    container_id = cri.runtime.create_container(request).container_id
+    cri.cleanup.add(f"removing container {container_id}", lambda: remove_container(cri, container_id))
+    return container_id
+
+
+def create_default_container(cri: Cri, pod_id: str, pod_config: pb.PodSandboxConfig, prefix: str,
+                             command: tuple[str, ...] = c.DEFAULT_CONTAINER_COMMAND, **fields: Any) -> str:
+    config = container_config(prefix + new_uuid(), cri.context.images.default_container, command, **fields)
+    return create_container(cri, pod_id, config, pod_config)
+
+
+def create_pause_container(cri: Cri, pod_id: str, pod_config: pb.PodSandboxConfig, prefix: str) -> str:
+    return create_default_container(cri, pod_id, pod_config, prefix, c.PAUSE_CONTAINER_COMMAND)
+
+
+def start_container(cri: Cri, container_id: str) -> None:
+    cri.runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+
+
+def stop_container(cri: Cri, container_id: str, timeout: int = c.DEFAULT_STOP_TIMEOUT_SECONDS) -> None:
+    cri.runtime.stop_container(pb.StopContainerRequest(container_id=container_id, timeout=timeout))
+
+
+def remove_container(cri: Cri, container_id: str) -> None:
+    cri.runtime.remove_container(pb.RemoveContainerRequest(container_id=container_id))
+
+
+def container_status(cri: Cri, container_id: str, verbose: bool = False) -> pb.ContainerStatus:
+    request = pb.ContainerStatusRequest(container_id=container_id, verbose=verbose)
+    return cri.runtime.container_status(request).status
+
+
+def list_container_ids(cri: Cri, container_filter: pb.ContainerFilter | None = None) -> list[str]:
+    response = cri.runtime.list_containers(pb.ListContainersRequest(filter=container_filter))
+    return [item.id for item in response.containers]
+
+
+def wait_for_container_state(cri: Cri, container_id: str, state: int, timeout: float = 60.0) -> pb.ContainerStatus:
+    name = pb.ContainerState.Name(state)
+
+    def reached() -> pb.ContainerStatus | None:
+        status = container_status(cri, container_id)
+        return status if status.state == state else None
+
+    return eventually(reached, timeout, what=f"container {container_id} to be {name}")
+
+
+def start_and_wait_running(cri: Cri, container_id: str) -> None:
+    start_container(cri, container_id)
+    wait_for_container_state(cri, container_id, pb.ContainerState.CONTAINER_RUNNING)
+
+
+def exec_sync(cri: Cri, container_id: str, command: list[str], timeout: int = 30) -> pb.ExecSyncResponse:
+    request = pb.ExecSyncRequest(container_id=container_id, cmd=command, timeout=timeout)
+    # The RPC deadline must outlast the exec's own timeout, which the runtime enforces.
+    return cri.runtime.exec_sync(request, timeout=max(cri.runtime.timeout, timeout + 30))
+
+
+def exec_ok(cri: Cri, container_id: str, command: list[str], timeout: int = 30) -> str:
+    """ExecSync that must exit 0; returns stdout."""
+    response = exec_sync(cri, container_id, command, timeout)
+    assert response.exit_code == 0, (
+        f"{command} exited {response.exit_code}: stdout={response.stdout!r} stderr={response.stderr!r}"
+    )
+    return response.stdout.decode()
+
+
+def container_log_lines(log_path: Path, stream: str | None = None) -> list[str]:
+    """The messages of a CRI-format log file: ``<RFC3339Nano> <stream> <tag> <message>``."""
+    if not log_path.exists():
+        return []
+    messages = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and (stream is None or parts[1] == stream):
+            messages.append(parts[3])
+    return messages
+
+
+def wait_for_log(log_path: Path, expected: str, stream: str | None = None, timeout: float = 60.0) -> list[str]:
+    def found() -> list[str] | None:
+        lines = container_log_lines(log_path, stream)
+        return lines if any(expected in line for line in lines) else None
+
+    return eventually(found, timeout, what=f"{expected!r} in {log_path}")
+
+
+# ---------------------------------------------------------------- runtime features
+
+
+def runtime_status(cri: Cri, verbose: bool = False) -> pb.StatusResponse:
+    return cri.runtime.status(pb.StatusRequest(verbose=verbose))
+
+
+def handler_features(cri: Cri) -> pb.RuntimeHandlerFeatures | None:
+    """The features the runtime reports for the run's --runtime-handler, if it reports any."""
+    for handler in runtime_status(cri).runtime_handlers:
+        if handler.name == cri.context.runtime_handler:
+            return handler.features
+    return None
+
+
+def skip_unless_handler_feature(cri: Cri, feature: str) -> None:
+    features = handler_features(cri)
+    if features is None or not getattr(features, feature):
+        handler = cri.context.runtime_handler or "default"
+        pytest.skip(f"runtime handler {handler!r} does not report feature {feature}")
+
+
+def is_grpc_code(error: CRIError, *codes: grpc.StatusCode) -> bool:
+    return error.code in codes
+
+
+def matches(pattern: str, text: str) -> bool:
+    return re.search(pattern, text) is not None

@@ -1,0 +1,344 @@
+"""Container: lifecycle, exec, stats, volumes, logs, mount propagation, OOM and read-only mounts."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cri_api import pb
+from critest import framework as fw
+from critest.framework import Cri, Describe
+
+CONTAINER = Describe("Container")
+BASIC = CONTAINER.context("runtime should support basic operations on container")
+VOLUME = CONTAINER.context("runtime should support adding volume and device")
+LOG = CONTAINER.context("runtime should support log")
+PROPAGATION = Describe("Container Mount Propagation").context("runtime should support mount propagation")
+OOM = Describe("Container OOM").context("runtime should output OOMKilled reason")
+READONLY = Describe("Container Mount Readonly").context("runtime should support readonly mounts")
+
+KUBELET_CONTAINER_LABELS = ("io.kubernetes.container.name", "io.kubernetes.pod.name",
+                            "io.kubernetes.pod.namespace", "io.kubernetes.pod.uid")
+STATS_PREFIX = "container-for-stats-"
+
+
+@pytest.fixture
+def pod(cri: Cri) -> tuple[str, pb.PodSandboxConfig]:
+    """A running pod per spec, as upstream's BeforeEach makes."""
+    return fw.run_default_pod_sandbox(cri, "PodSandbox-for-container-test-")
+
+
+@pytest.fixture
+def host_dir(cri: Cri) -> Path:
+    """A host directory removed when the spec ends."""
+    path = Path(tempfile.mkdtemp(prefix="critest-"))
+    cri.cleanup.add(f"removing {path}", lambda: shutil.rmtree(path, ignore_errors=True))
+    return path
+
+
+def containers_by_id(cri: Cri, container_id: str) -> list[pb.Container]:
+    request = pb.ListContainersRequest(filter=pb.ContainerFilter(id=container_id))
+    return list(cri.runtime.list_containers(request).containers)
+
+
+def assert_not_listed(cri: Cri, container_id: str) -> None:
+    assert not containers_by_id(cri, container_id), f"container {container_id} is still listed"
+
+
+@BASIC.it("runtime should support creating container [Conformance]")
+def test_create_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = fw.create_default_container(cri, *pod, "container-for-create-test-")
+    assert [item.id for item in containers_by_id(cri, container_id)] == [container_id], "container not listed"
+
+
+@BASIC.it("runtime should support preserving container attributes [Conformance]")
+def test_preserve_container_attributes(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    pod_id, pod_config = pod
+    name = "container-with-attributes-" + fw.new_uuid()
+    meta = pod_config.metadata
+    labels = dict(zip(KUBELET_CONTAINER_LABELS, (name, meta.name, meta.namespace, meta.uid), strict=True))
+    labels["foo"] = "bar"
+    config = fw.container_config(name, cri.context.images.default_container, labels=labels,
+                                 annotations={"abc": "def"})
+    container_id = fw.create_container(cri, pod_id, config, pod_config)
+    status = fw.container_status(cri, container_id)
+    listed = containers_by_id(cri, container_id)
+    assert len(listed) == 1, f"expected one container listed, got {len(listed)}"
+    for where, reported in (("ContainerStatus", status), ("ListContainers", listed[0])):
+        assert reported.metadata == config.metadata, f"{where} metadata {fw.one_line(reported.metadata)}"
+        assert labels.items() <= dict(reported.labels).items(), f"{where} labels {dict(reported.labels)}"
+        assert dict(reported.annotations).get("abc") == "def", f"{where} annotations {dict(reported.annotations)}"
+
+
+@BASIC.it("runtime should support starting container [Conformance]")
+def test_start_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = fw.create_default_container(cri, *pod, "container-for-start-test-")
+    fw.start_and_wait_running(cri, container_id)
+
+
+@BASIC.it("runtime should support stopping container [Conformance]")
+def test_stop_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = fw.create_default_container(cri, *pod, "container-for-stop-test-")
+    fw.start_and_wait_running(cri, container_id)
+    started = time.monotonic()
+    fw.stop_container(cri, container_id, timeout=60)
+    assert time.monotonic() - started < 60, "StopContainer took longer than its 60s timeout"
+    fw.wait_for_container_state(cri, container_id, pb.ContainerState.CONTAINER_EXITED)
+
+
+@BASIC.it("runtime should support removing created container [Conformance]")
+def test_remove_created_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = fw.create_pause_container(cri, *pod, "container-for-remove-created-test-")
+    fw.remove_container(cri, container_id)
+    assert_not_listed(cri, container_id)
+
+
+@BASIC.it("runtime should support removing running container [Conformance]")
+def test_remove_running_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = fw.create_pause_container(cri, *pod, "container-for-remove-running-test-")
+    fw.start_and_wait_running(cri, container_id)
+    fw.remove_container(cri, container_id)
+    assert_not_listed(cri, container_id)
+
+
+@BASIC.it("runtime should support removing stopped container [Conformance]")
+def test_remove_stopped_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = fw.create_pause_container(cri, *pod, "container-for-remove-stopped-test-")
+    fw.start_and_wait_running(cri, container_id)
+    fw.stop_container(cri, container_id)
+    fw.wait_for_container_state(cri, container_id, pb.ContainerState.CONTAINER_EXITED)
+    fw.remove_container(cri, container_id)
+    assert_not_listed(cri, container_id)
+
+
+@BASIC.it("runtime should support execSync [Conformance]")
+def test_exec_sync(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = fw.create_default_container(cri, *pod, "container-for-execSync-test-")
+    fw.start_and_wait_running(cri, container_id)
+    response = fw.exec_sync(cri, container_id, ["echo", "-n", "hello"])
+    assert response.stdout == b"hello", f"stdout {response.stdout!r}"
+    assert response.stderr == b"", f"stderr {response.stderr!r}"
+
+
+@BASIC.it("runtime should support execSync with timeout [Conformance]")
+def test_exec_sync_timeout(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = fw.create_default_container(cri, *pod, "container-for-execSync-timeout-test-")
+    fw.start_and_wait_running(cri, container_id)
+    fw.expect_error(lambda: fw.exec_sync(cri, container_id, ["sleep", "4321"], timeout=1),
+                    "ExecSync of 'sleep 4321' with a 1s timeout")
+
+    def no_sleep_left() -> bool:
+        response = fw.exec_sync(cri, container_id, ["sh", "-c", "pgrep sleep || true"])
+        return response.stdout == b"" and response.stderr == b""
+
+    fw.eventually(no_sleep_left, timeout=10, what="the timed-out 'sleep' to be killed")
+
+
+def start_stats_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig], **fields: object) -> str:
+    container_id = fw.create_default_container(cri, *pod, STATS_PREFIX, **fields)
+    fw.start_and_wait_running(cri, container_id)
+    return container_id
+
+
+def stats_ids(cri: Cri, stats_filter: pb.ContainerStatsFilter | None = None) -> set[str]:
+    response = cri.runtime.list_container_stats(pb.ListContainerStatsRequest(filter=stats_filter))
+    return {stats.attributes.id for stats in response.stats}
+
+
+@BASIC.it("runtime should support listing container stats [Conformance]")
+def test_container_stats(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = start_stats_container(cri, pod)
+    stats = cri.runtime.container_stats(pb.ContainerStatsRequest(container_id=container_id)).stats
+    assert stats.attributes.id == container_id, f"stats for {stats.attributes.id}"
+    assert stats.attributes.metadata.name.startswith(STATS_PREFIX), f"name {stats.attributes.metadata.name}"
+    assert stats.cpu.timestamp, "cpu.timestamp is zero"
+    assert stats.memory.timestamp, "memory.timestamp is zero"
+
+
+@BASIC.it("runtime should support listing stats for started containers [Conformance]")
+def test_list_stats_started(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = start_stats_container(cri, pod)
+    assert container_id in stats_ids(cri, pb.ContainerStatsFilter(id=container_id)), "container not in stats"
+
+
+@BASIC.it("runtime should support listing stats for started containers when filter is nil [Conformance]")
+def test_list_stats_nil_filter(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = start_stats_container(cri, pod)
+    assert container_id in stats_ids(cri), "container not in unfiltered stats"
+
+
+@BASIC.it("runtime should support listing stats for three created containers when filter is nil. [Conformance]")
+def test_list_stats_three_containers(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_ids = {start_stats_container(cri, pod) for _ in range(3)}
+    missing = container_ids - stats_ids(cri)
+    assert not missing, f"containers missing from unfiltered stats: {sorted(missing)}"
+
+
+@BASIC.it("runtime should support listing stats for containers filtered by labels [Conformance]")
+def test_list_stats_by_label(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id = start_stats_container(cri, pod, labels={"foo": "bar"})
+    matching = pb.ContainerStatsFilter(label_selector={"foo": "bar"})
+    other = pb.ContainerStatsFilter(label_selector={"foo": "baz"})
+    assert container_id in stats_ids(cri, matching), "container not found with label foo=bar"
+    assert container_id not in stats_ids(cri, other), "container found with label foo=baz"
+
+
+def check_volume(cri: Cri, pod: tuple[str, pb.PodSandboxConfig], host_path: Path, container_path: Path) -> None:
+    mount = pb.Mount(host_path=str(host_path), container_path=str(container_path), selinux_relabel=True)
+    container_id = fw.create_default_container(cri, *pod, "container-with-volume-test-", mounts=[mount])
+    fw.start_and_wait_running(cri, container_id)
+    listing = fw.exec_ok(cri, container_id, ["ls", "-A", str(container_path)])
+    assert "testVolume.file" in listing, f"volume listing {listing!r} lacks testVolume.file"
+
+
+@VOLUME.it("runtime should support starting container with volume [Conformance]")
+def test_container_with_volume(cri: Cri, pod: tuple[str, pb.PodSandboxConfig], host_dir: Path) -> None:
+    (host_dir / "testVolume.file").touch()
+    check_volume(cri, pod, host_dir, host_dir)
+
+
+@VOLUME.it("runtime should support starting container with volume when host path is a symlink [Conformance]")
+def test_container_with_symlink_volume(cri: Cri, pod: tuple[str, pb.PodSandboxConfig], host_dir: Path) -> None:
+    (host_dir / "testVolume.file").touch()
+    link = Path(f"{host_dir}-symlink")
+    link.symlink_to(host_dir)
+    cri.cleanup.add(f"removing {link}", lambda: link.unlink(missing_ok=True))
+    check_volume(cri, pod, link, host_dir)
+
+
+@pytest.fixture
+def log_pod(cri: Cri, host_dir: Path) -> tuple[str, pb.PodSandboxConfig]:
+    config = fw.default_pod_sandbox_config(cri, "PodSandbox-with-log-directory-")
+    config.log_directory = str(host_dir)
+    return fw.run_pod_sandbox(cri, config), config
+
+
+def create_logging_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig], command: list[str]) -> tuple[str, Path]:
+    name = "container-with-log-test-" + fw.new_uuid()
+    config = fw.container_config(name, cri.context.images.default_container, command, log_path=f"{name}.log")
+    return fw.create_container(cri, pod[0], config, pod[1]), Path(pod[1].log_directory) / f"{name}.log"
+
+
+@LOG.it("runtime should support starting container with log [Conformance]")
+def test_container_log(cri: Cri, log_pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    container_id, log_path = create_logging_container(cri, log_pod, ["echo", "hello World"])
+    fw.start_container(cri, container_id)
+    fw.wait_for_container_state(cri, container_id, pb.ContainerState.CONTAINER_EXITED)
+    lines = fw.wait_for_log(log_path, "hello World", stream="stdout")
+    assert "hello World" in lines, f"log lines {lines}"
+
+
+@LOG.it("runtime should support reopening container log [Conformance]")
+def test_reopen_container_log(cri: Cri, log_pod: tuple[str, pb.PodSandboxConfig]) -> None:
+    loop = ["sh", "-c", 'while true; do echo "hello World"; sleep 1; done']
+    container_id, log_path = create_logging_container(cri, log_pod, loop)
+    fw.start_and_wait_running(cri, container_id)
+    fw.wait_for_log(log_path, "hello World")
+    old_path = log_path.with_suffix(".new")
+    log_path.rename(old_path)
+    cri.runtime.reopen_container_log(pb.ReopenContainerLogRequest(container_id=container_id))
+    fw.wait_for_log(log_path, "hello World", timeout=10)
+    old_size = old_path.stat().st_size
+    time.sleep(3)
+    assert old_path.stat().st_size == old_size, "the old log file still grows after ReopenContainerLog"
+
+
+@OOM.it("should terminate with exitCode 137 and reason OOMKilled")
+def test_oom_killed(cri: Cri) -> None:
+    pod_config = fw.default_pod_sandbox_config(cri, "PodSandbox-for-oom-test-")
+    pod_config.linux.security_context.privileged = True
+    pod_id = fw.run_pod_sandbox(cri, pod_config)
+    limit = 15 * 1024 * 1024
+    resources = pb.LinuxContainerResources(memory_limit_in_bytes=limit, memory_swap_limit_in_bytes=limit)
+    container_id = fw.create_default_container(
+        cri, pod_id, pod_config, "container-for-oom-test-", ("dd", "if=/dev/zero", "of=/dev/null", "bs=20M"),
+        linux=pb.LinuxContainerConfig(resources=resources, security_context=pb.LinuxContainerSecurityContext(
+            privileged=True)),
+    )
+    fw.start_container(cri, container_id)
+    status = fw.wait_for_container_state(cri, container_id, pb.ContainerState.CONTAINER_EXITED)
+    assert status.reason == "OOMKilled", f"reason {status.reason!r}, expected OOMKilled"
+    assert status.exit_code == 137, f"exit code {status.exit_code}, expected 137"
+
+
+test_propagation_private = PROPAGATION.context("mount with 'rprivate'").pending("should not support propagation")
+test_propagation_shared = PROPAGATION.context("mount with 'rshared'").pending(
+    "should support propagation from host to container and vice versa")
+test_propagation_slave = PROPAGATION.context("mount with 'rslave'").pending(
+    "should support propagation from host to container")
+
+
+@pytest.fixture
+def dir_with_tmpfs(host_dir: Path, cri: Cri) -> Iterator[Path]:
+    """A host directory with a tmpfs mounted on its ``tmpfs`` subdirectory."""
+    sub = host_dir / "tmpfs"
+    sub.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(sub)], check=True)
+    yield host_dir
+    subprocess.run(["umount", "-l", str(sub)], check=False)
+
+
+def privileged_pod(cri: Cri) -> tuple[str, pb.PodSandboxConfig]:
+    config = fw.default_pod_sandbox_config(cri, "PodSandbox-for-readonly-mount-")
+    config.linux.security_context.privileged = True
+    return fw.run_pod_sandbox(cri, config), config
+
+
+def readonly_mount_container(cri: Cri, host: Path, recursive: bool,
+                             propagation: int = pb.MountPropagation.PROPAGATION_PRIVATE,
+                             readonly: bool = True) -> tuple[str, pb.PodSandboxConfig, pb.ContainerConfig]:
+    pod_id, pod_config = privileged_pod(cri)
+    mount = pb.Mount(host_path=str(host), container_path="/mnt", readonly=readonly, recursive_read_only=recursive,
+                     propagation=propagation)
+    config = fw.container_config("container-readonly-mount-" + fw.new_uuid(), cri.context.images.default_container,
+                                 mounts=[mount])
+    return pod_id, pod_config, config
+
+
+def touch_in_tmpfs(cri: Cri, host: Path, recursive: bool) -> pb.ExecSyncResponse:
+    pod_id, pod_config, config = readonly_mount_container(cri, host, recursive)
+    container_id = fw.create_container(cri, pod_id, config, pod_config)
+    fw.start_and_wait_running(cri, container_id)
+    return fw.exec_sync(cri, container_id, ["touch", "/mnt/tmpfs/file"])
+
+
+@READONLY.it("should support non-recursive readonly mounts")
+def test_non_recursive_readonly_mount(cri: Cri, dir_with_tmpfs: Path) -> None:
+    response = touch_in_tmpfs(cri, dir_with_tmpfs, recursive=False)
+    assert response.exit_code == 0, f"writing below a non-recursive read-only mount failed: {response.stderr!r}"
+
+
+@READONLY.it("should support recursive readonly mounts")
+def test_recursive_readonly_mount(cri: Cri, dir_with_tmpfs: Path) -> None:
+    fw.skip_unless_handler_feature(cri, "recursive_read_only_mounts")
+    response = touch_in_tmpfs(cri, dir_with_tmpfs, recursive=True)
+    assert response.exit_code != 0, "writing below a recursive read-only mount succeeded"
+    assert b"Read-only file system" in response.stderr, f"stderr {response.stderr!r}"
+
+
+def check_rro_rejected(cri: Cri, host: Path, propagation: int, readonly: bool = True) -> None:
+    fw.skip_unless_handler_feature(cri, "recursive_read_only_mounts")
+    pod_id, pod_config, config = readonly_mount_container(cri, host, True, propagation, readonly)
+    fw.expect_error(lambda: fw.create_container(cri, pod_id, config, pod_config),
+                    "CreateContainer with an invalid recursive read-only mount")
+
+
+@READONLY.it("should reject a recursive readonly mount with PROPAGATION_HOST_TO_CONTAINER")
+def test_rro_rejects_host_to_container(cri: Cri, host_dir: Path) -> None:
+    check_rro_rejected(cri, host_dir, pb.MountPropagation.PROPAGATION_HOST_TO_CONTAINER)
+
+
+@READONLY.it("should reject a recursive readonly mount with PROPAGATION_BIDIRECTIONAL")
+def test_rro_rejects_bidirectional(cri: Cri, host_dir: Path) -> None:
+    check_rro_rejected(cri, host_dir, pb.MountPropagation.PROPAGATION_BIDIRECTIONAL)
+
+
+@READONLY.it("should reject a recursive readonly mount with ReadOnly: false")
+def test_rro_rejects_read_write(cri: Cri, host_dir: Path) -> None:
+    check_rro_rejected(cri, host_dir, pb.MountPropagation.PROPAGATION_PRIVATE, readonly=False)

@@ -1,0 +1,99 @@
+"""The critest command line, the spec-selection rule, image names and the JUnit shape: no runtime needed."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from click.testing import CliRunner
+
+from critest import cli
+from critest import constants as c
+from critest.framework import load_test_images, prepare_image_name
+from critest.plugin import is_selected
+from critest.report import SpecResult, junit_xml
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (["-runtime-endpoint=unix:///x"], ["--runtime-endpoint=unix:///x"]),
+    (["-ginkgo.focus", "Pod"], ["--ginkgo.focus", "Pod"]),
+    (["-benchmark=true"], ["--benchmark"]),
+    (["--websocket-exec=false"], []),
+    (["-v"], ["-v"]),
+], ids=["single-dash-value", "ginkgo-focus", "bool-true", "bool-false", "short-flag-untouched"])
+def test_go_style_args(given: list[str], expected: list[str]) -> None:
+    assert cli.go_style_args(given) == expected
+
+
+def run_critest(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    monkeypatch.delenv("CONTAINER_RUNTIME_ENDPOINT", raising=False)
+    monkeypatch.delenv("IMAGE_SERVICE_ENDPOINT", raising=False)
+    result = CliRunner().invoke(cli.critest_command, cli.go_style_args(args))
+    return result.exit_code, result.output
+
+
+def test_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_critest(["-version"], monkeypatch) == (0, f"critest version: {cli.CRITEST_VERSION}\n")
+
+
+def test_benchmark_is_not_there_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, output = run_critest(["--benchmark"], monkeypatch)
+    assert code != 0 and "benchmark suites do not exist yet" in output
+
+
+def test_no_endpoint_names_the_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory) -> None:
+    code, output = run_critest([f"--config={tmp_path}/missing.yaml"], monkeypatch)
+    assert code == 1
+    assert "reference runtime does not exist yet" in output and "--runtime-endpoint" in output
+
+
+def test_unusable_endpoint_fails_before_any_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    code, output = run_critest([f"--runtime-endpoint=unix://{tmp_path}/none.sock"], monkeypatch)
+    assert code == 1 and "cannot use the CRI endpoint" in output
+
+
+@pytest.mark.parametrize(("focus", "skip", "selected"), [
+    ([], [], True), (["PodSandbox"], [], True), (["Image"], [], False), ([], ["stopping"], False),
+    (["Image", "PodSandbox"], ["running"], True),
+])
+def test_ginkgo_selection(focus: list[str], skip: list[str], selected: bool) -> None:
+    assert is_selected("[k8s.io] PodSandbox runtime should support stopping PodSandbox", focus, skip) is selected
+
+
+@pytest.mark.parametrize(("name", "prefix", "expected"), [
+    ("busybox", c.DEFAULT_REGISTRY_PREFIX, "registry.k8s.io/busybox:latest"),
+    (c.TEST_IMAGE_WITH_TAG, c.DEFAULT_REGISTRY_PREFIX, c.TEST_IMAGE_WITH_TAG),
+    (c.TEST_IMAGE_WITH_TAG, "mirror.local:5000", "mirror.local:5000/k8s-staging-cri-tools/test-image-tag:test"),
+    ("localhost/repo@sha256:abc", c.DEFAULT_REGISTRY_PREFIX, "localhost/repo@sha256:abc"),
+])
+def test_prepare_image_name(name: str, prefix: str, expected: str) -> None:
+    assert prepare_image_name(name, prefix) == expected
+
+
+def test_test_images_file_overrides(tmp_path: object) -> None:
+    path = f"{tmp_path}/images.yaml"
+    with open(path, "w") as handle:
+        handle.write(f"{c.TEST_IMAGES_DIGEST_KEY}: repo@sha256:1\n{c.TEST_IMAGES_WEB_SERVER_KEY}: web:1\n")
+    images = load_test_images(path)
+    assert (images.with_digest, images.web_server, images.default_container) == (
+        "repo@sha256:1", "web:1", c.DEFAULT_CONTAINER_IMAGE)
+
+
+def test_junit_is_ginkgo_shaped() -> None:
+    results = [
+        SpecResult("[k8s.io] A passes", "a"),
+        SpecResult("[k8s.io] A fails", "a", "failed", 1.5, "boom", "trace\nCRI calls"),
+        SpecResult("[k8s.io] A skips", "a", "skipped", message="not implemented yet"),
+        SpecResult("[k8s.io] A filtered", "a", "filtered", message=c.FILTERED_OUT),
+    ]
+    suite = ET.fromstring(junit_xml(results)).find("testsuite")
+    assert suite is not None and suite.get("name") == c.SUITE_NAME
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert all(case.get("classname") == c.SUITE_NAME for case in cases.values())
+    assert len(cases) == len(results) + len(c.BENCHMARK_SPEC_NAMES)
+    failure = cases["[It] [k8s.io] A fails"].find("failure")
+    assert failure is not None and failure.get("message") == "boom" and "CRI calls" in (failure.text or "")
+    skipped = cases["[It] [k8s.io] A skips"].find("skipped")
+    assert skipped is not None and skipped.get("message") == "skipped - not implemented yet"
+    filtered = cases["[It] [k8s.io] A filtered"].find("skipped")
+    assert filtered is not None and filtered.get("message") == "skipped"
