@@ -19,7 +19,9 @@ def test_version_info(cri: Cri) -> None:
 
 @RUNTIME_INFO.it("runtime should return runtime conditions [Conformance]")
 def test_runtime_conditions(cri: Cri) -> None:
-    conditions = {cond.type: cond.status for cond in cri.runtime.status(pb.StatusRequest()).status.conditions}
+    reported = cri.runtime.status(pb.StatusRequest()).status.conditions
+    conditions = {cond.type: cond.status for cond in reported}
     assert len(conditions) >= 2, f"expected at least 2 runtime conditions, got {conditions}"
-    assert conditions.get("RuntimeReady") is True, f"RuntimeReady is not true: {conditions}"
-    assert conditions.get("NetworkReady") is True, f"NetworkReady is not true: {conditions}"
+    for wanted in ("RuntimeReady", "NetworkReady"):
+        why = next((f" (reason {c.reason!r}: {c.message!r})" for c in reported if c.type == wanted), " (not reported)")
+        assert conditions.get(wanted) is True, f"{wanted} is not true{why}; all conditions: {conditions}"

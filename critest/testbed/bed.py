@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+from critest import constants
 from critest.images.build import build_all
 from critest.images.catalog import DEFAULT_CACHE_DIR
 from critest.images.push import push_all
@@ -23,6 +24,17 @@ Reporter = Callable[[str], None]
 
 def _quiet(_message: str) -> None:
     pass
+
+
+def write_critest_images_file(digests: dict[str, str], path: Path) -> Path:
+    """A ``critest --test-images-file`` naming the kit's digest for the digest-pinned test image.
+
+    Upstream's digest cannot be reproduced offline, so critest must be told the kit's.
+    """
+    prefix = constants.TEST_IMAGE_DIGEST_REPOSITORY + "@"
+    digest_ref = next(ref for ref in digests if ref.startswith(prefix))
+    path.write_text(f"{constants.TEST_IMAGES_DIGEST_KEY}: {digest_ref}\n")
+    return path
 
 
 class Testbed:

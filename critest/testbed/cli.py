@@ -7,16 +7,18 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
 from critest.images import ImagesError
 from critest.testbed import host
-from critest.testbed.bed import Testbed
+from critest.testbed.bed import Testbed, write_critest_images_file
 from critest.testbed.containerd import check_installed
 from critest.testbed.containerd_config import MIRRORED_REGISTRIES
 from critest.testbed.process import TestbedError
@@ -43,27 +45,64 @@ def testbed_cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = debug
 
 
+def bed_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options ``up`` and ``run`` share: where the bed lives and which port the registry takes."""
+    options = [
+        click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Directory for the registry, containerd and their logs [default: a new temporary "
+                          "directory, removed afterwards]."),
+        click.option("--images-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Build cache of the image kit [default: the kit's cache]."),
+        click.option("--registry-port", type=click.IntRange(1, 65535),
+                     help="Port of the local registry on 127.0.0.1 [default: a free one]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @testbed_cli.command("up")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for the registry, containerd and their logs [default: a new temporary "
-                   "directory, removed afterwards].")
-@click.option("--images-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Build cache of the image kit [default: the kit's cache].")
-@click.option("--registry-port", type=click.IntRange(1, 65535),
-              help="Port of the local registry on 127.0.0.1 [default: a free one].")
+@bed_options
 @click.pass_obj
 def up_command(debug: bool, workdir: Path | None, images_dir: Path | None, registry_port: int | None) -> None:
     """Build and push the test images, start the registry and containerd, and wait for Ctrl-C."""
     check_can_run(registry_port)
-    with _signals_raise_interrupt(), _work_directory(workdir) as directory:
-        try:
-            _run_until_interrupted(directory, images_dir, registry_port)
-        except (TestbedError, ImagesError) as exc:
-            raise TestbedCLIError(str(exc)) from None
-        except Exception as exc:
-            if debug:
-                raise
-            raise TestbedCLIError(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)") from None
+    with _signals_raise_interrupt(), _work_directory(workdir) as directory, _errors_as_one_line(debug):
+        _run_until_interrupted(directory, images_dir, registry_port)
+
+
+@testbed_cli.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@bed_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def run_command(debug: bool, workdir: Path | None, images_dir: Path | None, registry_port: int | None,
+                command: tuple[str, ...]) -> None:
+    """Start the test bed, run COMMAND against it, stop the bed; exit with COMMAND's status.
+
+    COMMAND sees CONTAINER_RUNTIME_ENDPOINT and IMAGE_SERVICE_ENDPOINT (so crictl and critest
+    find containerd without flags) and CRITEST_TEST_IMAGES_FILE (a --test-images-file naming the
+    kit's digest-pinned image). Example:
+
+        critest-testbed run -- sh -c 'critest --test-images-file "$CRITEST_TEST_IMAGES_FILE"'
+    """
+    check_can_run(registry_port)
+    if shutil.which(command[0]) is None:
+        raise TestbedCLIError(f"command not found: {command[0]}")
+    with _signals_raise_interrupt(), _work_directory(workdir) as directory, _errors_as_one_line(debug):
+        status = _run_command_on_bed(directory, images_dir, registry_port, list(command))
+    sys.exit(status)
+
+
+@contextlib.contextmanager
+def _errors_as_one_line(debug: bool) -> Iterator[None]:
+    try:
+        yield
+    except (TestbedError, ImagesError) as exc:
+        raise TestbedCLIError(str(exc)) from None
+    except Exception as exc:
+        if debug:
+            raise
+        raise TestbedCLIError(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)") from None
 
 
 def check_can_run(registry_port: int | None) -> None:
@@ -103,6 +142,31 @@ def _run_until_interrupted(workdir: Path, images_dir: Path | None, registry_port
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for problem in bed.stop():
             click.echo(f"{PROG}: warning: not cleaned up: {problem}", err=True)
+
+
+def _run_command_on_bed(workdir: Path, images_dir: Path | None, registry_port: int | None,
+                        command: list[str]) -> int:
+    bed = Testbed(workdir, images_dir, registry_port, report=lambda line: click.echo(f"{PROG}: {line}", err=True))
+    try:
+        bed.start()
+        environment = {**os.environ, **command_environment(bed, workdir)}
+        try:
+            return subprocess.run(command, env=environment, check=False).returncode
+        except KeyboardInterrupt:
+            click.echo(f"\n{PROG}: interrupted; stopping and cleaning up", err=True)
+            return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for problem in bed.stop():
+            click.echo(f"{PROG}: warning: not cleaned up: {problem}", err=True)
+
+
+def command_environment(bed: Testbed, workdir: Path) -> dict[str, str]:
+    """What a command run on the bed needs to find it."""
+    images_file = write_critest_images_file(bed.images, workdir / "test-images.yaml")
+    return {"CONTAINER_RUNTIME_ENDPOINT": bed.endpoint, "IMAGE_SERVICE_ENDPOINT": bed.endpoint,
+            "CRITEST_TEST_IMAGES_FILE": str(images_file)}
 
 
 def ready_message(bed: Testbed) -> str:

@@ -83,3 +83,39 @@ def test_the_installed_command_prints_one_line_and_no_traceback(busy_port: int) 
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("critest-testbed: ")
     assert "Traceback" not in result.stderr
+
+
+def test_run_without_a_command_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli.testbed_cli, ["run"], prog_name=cli.PROG)
+
+    assert result.exit_code == 2
+    assert "Missing argument 'COMMAND...'" in result.output
+
+
+@pytest.mark.root
+def test_run_points_the_command_at_the_bed_and_passes_its_status_on(tmp_path: Path) -> None:
+    from critest.testbed.pytest_fixtures import require_containerd
+
+    require_containerd()
+    script = 'crictl version && grep -q "^testImageWithDigest: " "$CRITEST_TEST_IMAGES_FILE" && exit 7'
+    critest_testbed = Path(sys.executable).parent / "critest-testbed"
+    result = subprocess.run(
+        [str(critest_testbed), "run", "--workdir", str(tmp_path / "bed"), "--", "sh", "-c", script],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "RuntimeName:  containerd" in result.stdout
+    assert "not cleaned up" not in result.stderr
+
+
+def test_run_names_a_missing_command_before_starting_anything(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli, "check_installed", lambda: None)
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None if name.startswith("no-such") else f"/usr/bin/{name}")
+    result = CliRunner().invoke(cli.testbed_cli, ["run", "--workdir", str(tmp_path), "--", "no-such-command-here"],
+                                prog_name=cli.PROG)
+
+    assert_one_line_error(result, "command not found: no-such-command-here")
