@@ -1,4 +1,4 @@
-"""pytest plugin: session-wide kit images, a local registry with them pushed, and a containerd test bed.
+"""pytest plugin: session-wide kit images, a local registry with them pushed, containerd and our runtime on it.
 
 Enable with ``pytest_plugins = ["critest.testbed.pytest_fixtures"]``. A fixture skips, saying why,
 when not run as root or a tool is missing; a broken build, registry or containerd fails instead.
@@ -19,6 +19,7 @@ from critest.testbed.registry import REGISTRY_BINARY, LocalRegistry
 
 if TYPE_CHECKING:
     from critest.testbed.containerd import ContainerdTestbed
+    from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
 
 # The kit and the containerd test bed import gRPC and the image tooling: only load them for a
 # session that asks for these fixtures, not for every test run that loads this plugin.
@@ -86,3 +87,16 @@ def containerd_testbed(request: pytest.FixtureRequest,
         problems = testbed.stop()
     if problems:
         pytest.fail("the containerd test bed left things behind: " + "; ".join(problems))
+
+
+@pytest.fixture(scope="session")
+def reference_runtime_testbed(request: pytest.FixtureRequest,
+                              tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRuntimeTestbed]:
+    """A running reference runtime that pulls every upstream image name from ``local_registry``."""
+    from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the reference runtime unpacks layers with their owners and device nodes")
+    registry: LocalRegistry = request.getfixturevalue("local_registry")
+    with ReferenceRuntimeTestbed(tmp_path_factory.mktemp("reference-runtime"), registry.address) as runtime:
+        yield runtime

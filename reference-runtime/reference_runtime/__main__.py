@@ -54,7 +54,8 @@ def serve(config: DaemonConfig) -> None:
     except (ConfigError, RuntimeError) as exc:
         raise click.ClickException(f"cannot serve on {config.socket_path}: {exc}") from None
     log.info("serving", extra={"address": str(config.socket_path), "version": __version__})
-    svc.ready.set()  # nothing to recover yet
+    svc.recover()
+    log.info("ready", extra={"images": len(svc.images.store.list())})
     stop.wait()
     log.info("shutting down")
     server.stop(SHUTDOWN_GRACE_SECONDS).wait()

@@ -7,6 +7,9 @@ Keys (all optional; flags of the same name win):
     state = "/run/reference-runtime"                            # volatile state
     log_level = "info"                                          # debug, info, warning, error
     registry_config_dir = ""                                    # containerd-style <dir>/<host>/hosts.toml
+    sandbox_image = "registry.k8s.io/pause:3.10"               # the pause image; listed as pinned
+    max_concurrent_downloads = 3                                # layers of one pull fetched at once
+    max_layer_inflated_bytes = 17179869184                      # 16 GiB: an unpacked layer may not exceed it
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class DaemonConfig:
     state: str = "/run/reference-runtime"
     log_level: str = "info"
     registry_config_dir: str = ""
+    sandbox_image: str = "registry.k8s.io/pause:3.10"
+    max_concurrent_downloads: int = 3
+    max_layer_inflated_bytes: int = 16 * 1024**3
 
     @property
     def socket_path(self) -> Path:
@@ -53,12 +59,14 @@ def load_config(path: Path | None) -> DaemonConfig:
         return DaemonConfig()
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
-    known = {field.name: field.type for field in fields(DaemonConfig)}
+    known = {field.name: type(field.default) for field in fields(DaemonConfig)}
     for key, value in data.items():
         if key not in known:
             raise ConfigError(f"config file {path}: unknown key {key!r} (known: {', '.join(sorted(known))})")
-        if not isinstance(value, str):
-            raise ConfigError(f"config file {path}: {key} must be a string, got {value!r}")
+        wanted = known[key]
+        if not isinstance(value, wanted) or isinstance(value, bool):
+            kind = "a string" if wanted is str else "an integer"
+            raise ConfigError(f"config file {path}: {key} must be {kind}, got {value!r}")
     return validate(DaemonConfig(**data))
 
 
@@ -67,7 +75,10 @@ def validate(config: DaemonConfig) -> DaemonConfig:
         raise ConfigError(f"log level {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if "://" in config.address and not config.address.startswith("unix://"):
         raise ConfigError(f"address {config.address!r}: only unix sockets are supported")
-    for name in ("address", "root", "state"):
+    for name in ("address", "root", "state", "sandbox_image"):
         if not getattr(config, name).removeprefix("unix://"):
             raise ConfigError(f"{name} must not be empty")
+    for name in ("max_concurrent_downloads", "max_layer_inflated_bytes"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
     return config

@@ -50,6 +50,18 @@ class Internal(Error):
     code = grpc.StatusCode.INTERNAL
 
 
+class Unauthenticated(Error):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(Error):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unknown(Error):
+    code = grpc.StatusCode.UNKNOWN
+
+
 def grpc_code(exc: Exception) -> grpc.StatusCode:
     """The status code a client sees for ``exc``; anything unexpected is INTERNAL."""
     return exc.code if isinstance(exc, Error) else grpc.StatusCode.INTERNAL

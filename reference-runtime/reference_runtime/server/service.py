@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 
 from reference_runtime.config import DaemonConfig
+from reference_runtime.image.service import ImageService
 
 
 @dataclass
@@ -16,4 +17,13 @@ class CriService:
     """
 
     config: DaemonConfig
+    images: ImageService = field(init=False)
     ready: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.images = ImageService(self.config)
+
+    def recover(self) -> None:
+        """Bring the stores back in line with the disk, then let RPCs in."""
+        self.images.recover()
+        self.ready.set()

@@ -5,22 +5,32 @@ RPCs not listed here fall through to the generated base classes, which answer UN
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf.message import Message
 
 from cri_api.runtime.v1 import api_pb2_grpc as pb_grpc
 from reference_runtime import errors
-from reference_runtime.server import version
+from reference_runtime.server import (
+    image_list,
+    image_pull,
+    image_remove,
+    image_status,
+    image_stream,
+    imagefs_info,
+    version,
+)
 from reference_runtime.server.service import CriService
 
 log = logging.getLogger("reference_runtime.rpc")
 
 Handler = Callable[[CriService, Any], Message]
+StreamHandler = Callable[[CriService, Any], Iterator[Message]]
 
 
 def rpc(handler: Handler) -> Callable[[Any, Message, grpc.ServicerContext], Message]:
@@ -28,22 +38,45 @@ def rpc(handler: Handler) -> Callable[[Any, Message, grpc.ServicerContext], Mess
     name = handler.__name__
 
     def method(self: _Servicer, request: Message, context: grpc.ServicerContext) -> Message:
-        if not self.svc.ready.is_set():
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the runtime is starting: recovery has not finished")
-        started = time.perf_counter()
-        try:
-            response = handler(self.svc, request)
-        except errors.Error as exc:
-            log.info("rpc failed", extra={"rpc": name, "code": exc.code.name, "error": str(exc)})
-            context.abort(exc.code, str(exc))
-        except Exception as exc:
-            log.exception("rpc crashed", extra={"rpc": name})
-            context.abort(grpc.StatusCode.INTERNAL, f"{name}: internal error: {exc}")
-        log.debug("rpc done", extra={"rpc": name, "ms": round((time.perf_counter() - started) * 1000, 2)})
-        return response
+        with _served(self.svc, name, context):
+            return handler(self.svc, request)
+        raise AssertionError("unreachable: _served re-raises every error as an aborted call")
 
     method.__name__ = name
     return method
+
+
+def rpc_stream(handler: StreamHandler) -> Callable[[Any, Message, grpc.ServicerContext], Iterator[Message]]:
+    """``rpc`` for server-streaming RPCs: the handler yields the messages."""
+    name = handler.__name__
+
+    def method(self: _Servicer, request: Message, context: grpc.ServicerContext) -> Iterator[Message]:
+        with _served(self.svc, name, context):
+            yield from handler(self.svc, request)
+
+    method.__name__ = name
+    return method
+
+
+@contextlib.contextmanager
+def _served(svc: CriService, name: str, context: grpc.ServicerContext) -> Iterator[None]:
+    if not svc.ready.is_set():
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the runtime is starting: recovery has not finished")
+    started = time.perf_counter()
+    try:
+        yield
+    except errors.Error as exc:
+        log.info("rpc failed", extra={"rpc": name, "code": exc.code.name, "error": str(exc)})
+        _abort(context, exc.code, str(exc))
+    except Exception as exc:
+        log.exception("rpc crashed", extra={"rpc": name})
+        _abort(context, grpc.StatusCode.INTERNAL, f"{name}: internal error: {exc}")
+    log.debug("rpc done", extra={"rpc": name, "ms": round((time.perf_counter() - started) * 1000, 2)})
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    context.abort(code, details)
+    raise AssertionError("unreachable: abort raises")
 
 
 class _Servicer:
@@ -56,4 +89,9 @@ class RuntimeServicer(_Servicer, pb_grpc.RuntimeServiceServicer):
 
 
 class ImageServicer(_Servicer, pb_grpc.ImageServiceServicer):
-    pass
+    PullImage = rpc(image_pull.pull_image)
+    ListImages = rpc(image_list.list_images)
+    StreamImages = rpc_stream(image_stream.stream_images)
+    ImageStatus = rpc(image_status.image_status)
+    RemoveImage = rpc(image_remove.remove_image)
+    ImageFsInfo = rpc(imagefs_info.image_fs_info)

@@ -1,0 +1,174 @@
+"""Pulls through the image service from a scripted registry: what a broken or hostile registry gets, and sharing.
+
+Each case checks the promise that matters: a pull that fails stores nothing (no image, no blob,
+no layer directory), and nothing is ever written outside the runtime's root.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reference_runtime import errors
+from reference_runtime.config import DaemonConfig
+from reference_runtime.image.registry.auth import Credentials
+from reference_runtime.image.service import ImageService
+from reference_runtime.tests.registry_servers import ScriptedRegistry, sha256_digest
+
+pytestmark = pytest.mark.root
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def layer_tar(files: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, target in (symlinks or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def serve_image(registry: ScriptedRegistry, repository: str, tag: str, layers: list[bytes],
+                diff_ids: list[str] | None = None, served_layers: list[bytes] | None = None) -> str:
+    """Serve an image of gzip ``layers``; ``diff_ids`` and ``served_layers`` may lie. Returns the config digest."""
+    compressed = [gzip.compress(layer, mtime=0) for layer in layers]
+    diff_ids = diff_ids or ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": "1000"},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config_digest = sha256_digest(config)
+    registry.add_blob(repository, config_digest, config)
+    for index, blob in enumerate(compressed):
+        registry.add_blob(repository, sha256_digest(blob), (served_layers or compressed)[index])
+    manifest = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": sha256_digest(blob), "size": len(blob)}
+                   for blob in compressed],
+    }
+    registry.add_json_manifest(repository, manifest, tag=tag)
+    return config_digest
+
+
+@pytest.fixture
+def registry() -> Iterator[ScriptedRegistry]:
+    with ScriptedRegistry() as server:
+        yield server
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> ImageService:
+    images = ImageService(DaemonConfig(root=str(tmp_path / "root"), max_layer_inflated_bytes=1024 * 1024))
+    images.recover()
+    return images
+
+
+def stored_files(service: ImageService) -> list[Path]:
+    roots = (service.content.blobs, service.content.ingest_dir, service.snapshots.root)
+    return [path for root in roots for path in root.rglob("*") if not path.is_dir()]
+
+
+def assert_nothing_stored(service: ImageService, reference: str) -> None:
+    assert service.resolve(reference) is None
+    assert service.store.list() == []
+    assert stored_files(service) == []
+
+
+def test_a_pull_stores_the_image(service: ImageService, registry: ScriptedRegistry) -> None:
+    image_id = serve_image(registry, "app", "v1", [layer_tar({"etc/hello": b"hi"})])
+
+    record = service.pull(f"{registry.address}/app:v1", Credentials())
+
+    assert record.id == image_id and record.user == "1000"
+    assert (service.snapshots.directory(record.diff_ids[0]) / "etc" / "hello").read_bytes() == b"hi"
+
+
+def test_a_tampered_layer_is_refused_and_nothing_stored(service: ImageService, registry: ScriptedRegistry) -> None:
+    good = layer_tar({"etc/hello": b"hi"})
+    evil = gzip.compress(layer_tar({"etc/hello": b"ho"}), mtime=0)
+    serve_image(registry, "app", "v1", [good], served_layers=[evil])
+
+    with pytest.raises(errors.FailedPrecondition, match="sha256"):
+        service.pull(f"{registry.address}/app:v1", Credentials())
+    assert_nothing_stored(service, f"{registry.address}/app:v1")
+
+
+def test_a_layer_unlike_its_diff_id_is_refused_and_nothing_stored(service: ImageService,
+                                                                  registry: ScriptedRegistry) -> None:
+    serve_image(registry, "app", "v1", [layer_tar({"etc/hello": b"hi"})], diff_ids=["sha256:" + "0" * 64])
+
+    with pytest.raises(errors.FailedPrecondition, match="diff ID"):
+        service.pull(f"{registry.address}/app:v1", Credentials())
+    assert_nothing_stored(service, f"{registry.address}/app:v1")
+
+
+def test_a_layer_escaping_its_directory_writes_nothing_outside(service: ImageService, registry: ScriptedRegistry,
+                                                               tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    escape = layer_tar({"evil/pwned": b"x"}, symlinks={"evil": str(outside)})
+    serve_image(registry, "app", "v1", [escape])
+
+    try:
+        service.pull(f"{registry.address}/app:v1", Credentials())
+    except errors.InvalidArgument:
+        assert_nothing_stored(service, f"{registry.address}/app:v1")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_layer_inflating_past_the_limit_is_refused(service: ImageService, registry: ScriptedRegistry) -> None:
+    serve_image(registry, "app", "v1", [layer_tar({"zeros": bytes(2 * 1024 * 1024)})])
+
+    with pytest.raises(errors.ResourceExhausted):
+        service.pull(f"{registry.address}/app:v1", Credentials())
+    assert_nothing_stored(service, f"{registry.address}/app:v1")
+
+
+def test_concurrent_pulls_of_one_image_share_one_download(service: ImageService, registry: ScriptedRegistry) -> None:
+    layers = [layer_tar({f"file-{n}": bytes(200_000)}) for n in range(3)]
+    serve_image(registry, "app", "v1", layers)
+    results: list[str] = []
+
+    def pull() -> None:
+        results.append(service.pull(f"{registry.address}/app:v1", Credentials()).id)
+
+    threads = [threading.Thread(target=pull) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 8 and len(set(results)) == 1
+    blob_requests = [path for path in registry.paths() if "/blobs/" in path]
+    assert len(blob_requests) == len(set(blob_requests)) == 4  # the config and three layers, once each
+
+
+def test_a_layer_shared_by_two_images_is_unpacked_once_and_kept_while_either_needs_it(
+        service: ImageService, registry: ScriptedRegistry) -> None:
+    base = layer_tar({"bin/sh": b"shell"})
+    serve_image(registry, "one", "v1", [base, layer_tar({"one": b"1"})])
+    serve_image(registry, "two", "v1", [base, layer_tar({"two": b"2"})])
+    one = service.pull(f"{registry.address}/one:v1", Credentials())
+    two = service.pull(f"{registry.address}/two:v1", Credentials())
+    assert one.diff_ids[0] == two.diff_ids[0]
+
+    service.remove(f"{registry.address}/one:v1")
+
+    assert service.snapshots.has(two.diff_ids[0]) and not service.snapshots.has(one.diff_ids[1])
+    service.remove(two.id)
+    assert stored_files(service) == []
