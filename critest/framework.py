@@ -8,7 +8,11 @@ with the spec's ``Cleanup``, so a failing spec leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import os
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -512,3 +516,75 @@ def is_grpc_code(error: CRIError, *codes: grpc.StatusCode) -> bool:
 
 def matches(pattern: str, text: str) -> bool:
     return re.search(pattern, text) is not None
+
+
+# ---------------------------------------------------------------- host mounts (specs that mount on the test host)
+
+
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+MOUNTINFO = Path("/proc/self/mountinfo")
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p)
+_LIBC.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+
+
+def _os_error(what: str) -> OSError:
+    code = ctypes.get_errno()
+    return OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def host_mount(source: str, target: Path, fstype: str = "", flags: int = 0) -> None:
+    """mount(2) on the test host (the runtime's mount namespace)."""
+    if _LIBC.mount(source.encode(), str(target).encode(), fstype.encode() or None, flags, None) != 0:
+        raise _os_error(f"mount {source or '(none)'} on {target} (flags {flags:#x})")
+
+
+def bind_mount(source: Path, target: Path) -> None:
+    host_mount(str(source), target, flags=MS_BIND | MS_REC)
+
+
+def set_mount_propagation(target: Path, propagation: int) -> None:
+    """Make the mount at ``target`` and every mount below it MS_PRIVATE, MS_SLAVE or MS_SHARED."""
+    host_mount("none", target, flags=propagation | MS_REC)
+
+
+def _unescape_mount_path(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as three-digit octal escapes.
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def mount_points_under(path: Path) -> list[Path]:
+    """Mount points at or below ``path`` in this mount namespace, deepest first."""
+    root = os.path.realpath(path)
+    points = []
+    for line in MOUNTINFO.read_text().splitlines():
+        point = _unescape_mount_path(line.split()[4])
+        if point == root or point.startswith(root.rstrip("/") + "/"):
+            points.append(Path(point))
+    return sorted(points, key=lambda point: len(point.parts), reverse=True)
+
+
+def unmount_tree(path: Path, attempts: int = 10) -> None:
+    """Lazily unmount everything mounted at or below ``path``, stacked mounts included."""
+    for _ in range(attempts):
+        points = mount_points_under(path)
+        if not points:
+            return
+        for point in points:
+            # EINVAL: already detached with its parent in this round.
+            if _LIBC.umount2(str(point).encode(), MNT_DETACH) != 0 and ctypes.get_errno() != errno.EINVAL:
+                raise _os_error(f"umount {point}")
+    raise OSError(f"mounts remain under {path}: {[str(point) for point in mount_points_under(path)]}")
+
+
+def remove_host_dir(path: Path) -> None:
+    """Remove a directory the spec made, refusing while anything is still mounted below it."""
+    remaining = mount_points_under(path) if path.exists() else []
+    if remaining:
+        raise OSError(f"not removing {path}: still mounted below it: {[str(point) for point in remaining]}")
+    shutil.rmtree(path, ignore_errors=True)

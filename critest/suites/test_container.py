@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from cri_api import pb
+from critest import constants as c
 from critest import framework as fw
 from critest.framework import Cri, Describe
 
@@ -38,7 +37,7 @@ def pod(cri: Cri) -> tuple[str, pb.PodSandboxConfig]:
 def host_dir(cri: Cri) -> Path:
     """A host directory removed when the spec ends."""
     path = Path(tempfile.mkdtemp(prefix="critest-"))
-    cri.cleanup.add(f"removing {path}", lambda: shutil.rmtree(path, ignore_errors=True))
+    cri.cleanup.add(f"removing {path}", lambda: fw.remove_host_dir(path))
     return path
 
 
@@ -267,31 +266,159 @@ def test_oom_killed(cri: Cri) -> None:
     assert status.exit_code == 137, f"exit code {status.exit_code}, expected 137"
 
 
-test_propagation_private = PROPAGATION.context("mount with 'rprivate'").pending("should not support propagation")
-test_propagation_shared = PROPAGATION.context("mount with 'rshared'").pending(
-    "should support propagation from host to container and vice versa")
-test_propagation_slave = PROPAGATION.context("mount with 'rslave'").pending(
-    "should support propagation from host to container")
+PRIVATE = pb.MountPropagation.PROPAGATION_PRIVATE
+HOST_TO_CONTAINER = pb.MountPropagation.PROPAGATION_HOST_TO_CONTAINER
+BIDIRECTIONAL = pb.MountPropagation.PROPAGATION_BIDIRECTIONAL
+# How the spec prepares the host side of the volume: upstream makes it rprivate or rshared.
+HOST_PROPAGATION = {PRIVATE: fw.MS_PRIVATE, HOST_TO_CONTAINER: fw.MS_SHARED, BIDIRECTIONAL: fw.MS_SHARED}
 
 
-@pytest.fixture
-def dir_with_tmpfs(host_dir: Path, cri: Cri) -> Iterator[Path]:
-    """A host directory with a tmpfs mounted on its ``tmpfs`` subdirectory."""
-    sub = host_dir / "tmpfs"
-    sub.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "none", str(sub)], check=True)
-    yield host_dir
-    subprocess.run(["umount", "-l", str(sub)], check=False)
-
-
-def privileged_pod(cri: Cri) -> tuple[str, pb.PodSandboxConfig]:
-    config = fw.default_pod_sandbox_config(cri, "PodSandbox-for-readonly-mount-")
+def privileged_pod(cri: Cri, prefix: str = "PodSandbox-for-readonly-mount-") -> tuple[str, pb.PodSandboxConfig]:
+    config = fw.default_pod_sandbox_config(cri, prefix)
     config.linux.security_context.privileged = True
     return fw.run_pod_sandbox(cri, config), config
 
 
-def readonly_mount_container(cri: Cri, host: Path, recursive: bool,
-                             propagation: int = pb.MountPropagation.PROPAGATION_PRIVATE,
+@dataclass(frozen=True)
+class PropagationPaths:
+    """Upstream's layout: ``source`` is the volume (same path in the container); the host later
+    binds ``host_source`` (holding ``flagFile``) on ``host_mount_point``, inside the volume."""
+
+    root: Path
+
+    @property
+    def source(self) -> Path:
+        return self.root / "mnt"
+
+    @property
+    def host_mount_point(self) -> Path:
+        return self.source / "propagationMnt"
+
+    @property
+    def host_source(self) -> Path:
+        return self.root / "propagationSrcDir"
+
+    @property
+    def container_mount_point(self) -> Path:
+        return self.source / "containerMntPoint"
+
+
+def propagation_host_paths(cri: Cri, pod_id: str, propagation: int) -> PropagationPaths:
+    """Make the host directories and turn the volume into its own mount with the right propagation."""
+    paths = PropagationPaths(Path(tempfile.mkdtemp(prefix="test" + pod_id)))
+    cri.cleanup.add(f"removing {paths.root}", lambda: fw.remove_host_dir(paths.root))
+    cri.cleanup.add(f"unmounting everything under {paths.root}", lambda: fw.unmount_tree(paths.root))
+    paths.host_mount_point.mkdir(mode=0o700, parents=True)
+    paths.host_source.mkdir(mode=0o700)
+    (paths.host_source / "flagFile").touch()
+    fw.bind_mount(paths.source, paths.source)
+    fw.set_mount_propagation(paths.source, HOST_PROPAGATION[propagation])
+    return paths
+
+
+def check_status_mount(cri: Cri, container_id: str, source: Path, propagation: int) -> None:
+    mounts = fw.container_status(cri, container_id, verbose=True).mounts
+    assert len(mounts) == 1, (
+        f"ContainerStatus reports {len(mounts)} mounts, expected the 1 requested: {[fw.one_line(m) for m in mounts]}"
+    )
+    mount = mounts[0]
+    expected = pb.Mount(container_path=str(source), host_path=str(source), propagation=propagation)
+    reported = pb.Mount(container_path=mount.container_path, host_path=mount.host_path, readonly=mount.readonly,
+                        selinux_relabel=mount.selinux_relabel, propagation=mount.propagation)
+    assert reported == expected, (
+        f"ContainerStatus mount {{{fw.one_line(reported)}}}, expected {{{fw.one_line(expected)}}} "
+        "(readonly and selinux_relabel false)"
+    )
+
+
+def start_propagation_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig], source: Path,
+                                propagation: int) -> str:
+    """A privileged container (it runs ``mount``) with ``source`` mounted at the same path."""
+    mount = pb.Mount(host_path=str(source), container_path=str(source), propagation=propagation)
+    privileged = pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(privileged=True))
+    config = fw.container_config("mount-propagation-test-" + fw.new_uuid(), cri.context.images.default_container,
+                                 c.PAUSE_CONTAINER_COMMAND, linux=privileged, mounts=[mount])
+    container_id = fw.create_container(cri, pod[0], config, pod[1])
+    check_status_mount(cri, container_id, source, propagation)
+    fw.start_and_wait_running(cri, container_id)
+    return container_id
+
+
+def unmount_before_container_removal(cri: Cri, path: Path) -> None:
+    # Registered after the container, so it runs before the container goes: no host mount outlives it.
+    cri.cleanup.add(f"unmounting {path}", lambda: fw.unmount_tree(path))
+
+
+def check_host_to_container(cri: Cri, container_id: str, paths: PropagationPaths, propagation: int) -> None:
+    unmount_before_container_removal(cri, paths.host_mount_point)
+    fw.bind_mount(paths.host_source, paths.host_mount_point)
+    listing = fw.exec_ok(cri, container_id, ["ls", "-A", str(paths.host_mount_point)])
+    name = pb.MountPropagation.Name(propagation)
+    if propagation == PRIVATE:
+        assert not listing, (
+            f"{name}: a bind mount made on the host at {paths.host_mount_point} after the container started "
+            f"is visible in the container (ls -A printed {listing!r}); a private mount must not receive it"
+        )
+    else:
+        assert listing, (
+            f"{name}: a bind mount made on the host at {paths.host_mount_point} after the container started "
+            "is not visible in the container (ls -A printed nothing; the host sees flagFile there)"
+        )
+
+
+def check_container_to_host(cri: Cri, container_id: str, paths: PropagationPaths, propagation: int) -> None:
+    target = paths.container_mount_point
+    fw.exec_ok(cri, container_id, ["sh", "-c", f"mkdir -p {target}"])
+    unmount_before_container_removal(cri, target)
+    fw.exec_ok(cri, container_id, ["sh", "-c", f"mount --bind /etc {target}"])
+    entries = sorted(entry.name for entry in target.iterdir())
+    name = pb.MountPropagation.Name(propagation)
+    if propagation == BIDIRECTIONAL:
+        assert entries, (
+            f"{name}: the container bound /etc on {target}, but the host sees that directory empty; "
+            "a bidirectional mount must propagate it to the host"
+        )
+    else:
+        assert not entries, (
+            f"{name}: the container bound /etc on {target} and the host sees it ({entries[:5]}...); "
+            "only a bidirectional mount may propagate to the host"
+        )
+
+
+def check_mount_propagation(cri: Cri, propagation: int) -> None:
+    pod = privileged_pod(cri, "create-Privileged-PodSandbox-for-container-")
+    paths = propagation_host_paths(cri, pod[0], propagation)
+    container_id = start_propagation_container(cri, pod, paths.source, propagation)
+    check_host_to_container(cri, container_id, paths, propagation)
+    check_container_to_host(cri, container_id, paths, propagation)
+
+
+@PROPAGATION.it("mount with 'rprivate' should not support propagation")
+def test_propagation_private(cri: Cri) -> None:
+    check_mount_propagation(cri, PRIVATE)
+
+
+@PROPAGATION.it("mount with 'rshared' should support propagation from host to container and vice versa")
+def test_propagation_shared(cri: Cri) -> None:
+    check_mount_propagation(cri, BIDIRECTIONAL)
+
+
+@PROPAGATION.it("mount with 'rslave' should support propagation from host to container")
+def test_propagation_slave(cri: Cri) -> None:
+    check_mount_propagation(cri, HOST_TO_CONTAINER)
+
+
+@pytest.fixture
+def dir_with_tmpfs(host_dir: Path, cri: Cri) -> Path:
+    """A host directory with a tmpfs mounted on its ``tmpfs`` subdirectory."""
+    sub = host_dir / "tmpfs"
+    sub.mkdir()
+    cri.cleanup.add(f"unmounting {sub}", lambda: fw.unmount_tree(sub))
+    fw.host_mount("none", sub, "tmpfs")
+    return host_dir
+
+
+def readonly_mount_container(cri: Cri, host: Path, recursive: bool, propagation: int = PRIVATE,
                              readonly: bool = True) -> tuple[str, pb.PodSandboxConfig, pb.ContainerConfig]:
     pod_id, pod_config = privileged_pod(cri)
     mount = pb.Mount(host_path=str(host), container_path="/mnt", readonly=readonly, recursive_read_only=recursive,
@@ -331,14 +458,14 @@ def check_rro_rejected(cri: Cri, host: Path, propagation: int, readonly: bool = 
 
 @READONLY.it("should reject a recursive readonly mount with PROPAGATION_HOST_TO_CONTAINER")
 def test_rro_rejects_host_to_container(cri: Cri, host_dir: Path) -> None:
-    check_rro_rejected(cri, host_dir, pb.MountPropagation.PROPAGATION_HOST_TO_CONTAINER)
+    check_rro_rejected(cri, host_dir, HOST_TO_CONTAINER)
 
 
 @READONLY.it("should reject a recursive readonly mount with PROPAGATION_BIDIRECTIONAL")
 def test_rro_rejects_bidirectional(cri: Cri, host_dir: Path) -> None:
-    check_rro_rejected(cri, host_dir, pb.MountPropagation.PROPAGATION_BIDIRECTIONAL)
+    check_rro_rejected(cri, host_dir, BIDIRECTIONAL)
 
 
 @READONLY.it("should reject a recursive readonly mount with ReadOnly: false")
 def test_rro_rejects_read_write(cri: Cri, host_dir: Path) -> None:
-    check_rro_rejected(cri, host_dir, pb.MountPropagation.PROPAGATION_PRIVATE, readonly=False)
+    check_rro_rejected(cri, host_dir, PRIVATE, readonly=False)

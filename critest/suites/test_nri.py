@@ -1,7 +1,13 @@
-"""NRI: runtime hooks seen by NRI plugins. Collected only with --nri-socket (see plugin); all serial."""
+"""NRI: runtime hooks seen by NRI plugins. Collected only with --nri-socket (see plugin); all serial.
+
+Every spec registers an in-process NRI plugin on the socket, which takes an NRI plugin stub: the
+ttrpc protocol, multiplexed over the socket, carrying the NRI v2 API. That stub is not built, so
+the specs keep upstream's names and skip, saying why, rather than pass without checking anything.
+"""
 
 from __future__ import annotations
 
+from critest import constants as c
 from critest.framework import Describe
 
 NRI = Describe("NRI")
@@ -27,4 +33,4 @@ NRI_SPECS = (
 )
 
 for _index, (_context, _text) in enumerate(NRI_SPECS):
-    globals()[f"test_nri_{_index}"] = NRI.context(_context).pending(_text, serial=True)
+    globals()[f"test_nri_{_index}"] = NRI.context(_context).pending(_text, c.NRI_STUB_NOT_BUILT, serial=True)

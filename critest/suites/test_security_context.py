@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import os
 import re
 import shutil
+import socket
+import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -120,10 +125,113 @@ def test_container_pid(cri: Cri) -> None:
     assert "master process" in pid1_cmdline(cri, CONTAINER), "nginx is not pid 1 in its own pid namespace"
 
 
-test_host_ipc_true = NAMESPACE.pending("runtime should support HostIpc is true")
-test_host_ipc_false = NAMESPACE.pending("runtime should support HostIpc is false")
-test_host_network_true = NAMESPACE.pending("runtime should support HostNetwork is true")
-test_host_network_false = NAMESPACE.pending("runtime should support HostNetwork is false")
+def namespace_options(ipc: int = POD, network: int = POD) -> pb.NamespaceOption:
+    return pb.NamespaceOption(pid=POD, ipc=ipc, network=network)
+
+
+def namespace_pod(cri: Cri, options: pb.NamespaceOption, log_dir: bool = False) -> tuple[str, pb.PodSandboxConfig]:
+    """Upstream's namespace pod: the options on the sandbox, and an empty DNS config."""
+
+    def mutate(config: pb.PodSandboxConfig) -> None:
+        config.linux.security_context.namespace_options.CopyFrom(options)
+        config.dns_config.SetInParent()
+
+    return run_pod(cri, mutate, log_dir)
+
+
+def host_shm_segment(cri: Cri) -> str:
+    """A 1 MiB System V shared memory segment in the host's IPC namespace; its id."""
+    created = subprocess.run(["ipcmk", "-M", "1048576"], capture_output=True, text=True, check=False)
+    assert created.returncode == 0, f"ipcmk -M 1048576 on the host failed: {created.stderr.strip()}"
+    segment = created.stdout.strip().removeprefix("Shared memory id: ")
+    cri.cleanup.add(f"removing shared memory segment {segment}",
+                    lambda: subprocess.run(["ipcrm", "-m", segment], capture_output=True, check=True))
+    assert segment.isdigit(), f"unexpected ipcmk output {created.stdout!r}"
+    return segment
+
+
+def shm_ids(ipcs_output: str) -> set[str]:
+    """The shmid column of ``ipcs -m`` (rows start with the key, 0x...)."""
+    rows = (line.split() for line in ipcs_output.splitlines())
+    return {fields[1] for fields in rows if len(fields) > 1 and fields[0].startswith("0x")}
+
+
+def check_host_ipc(cri: Cri, mode: int) -> None:
+    segment = host_shm_segment(cri)
+    options = namespace_options(ipc=mode)
+    pod = namespace_pod(cri, options)
+    context = pb.LinuxContainerSecurityContext(namespace_options=options)
+    container_id, _ = security_container(cri, pod, context, c.PAUSE_CONTAINER_COMMAND)
+    fw.wait_for_container_state(cri, container_id, pb.ContainerState.CONTAINER_RUNNING)
+    output = fw.exec_ok(cri, container_id, ["ipcs", "-m"])
+    visible = shm_ids(output)
+    if mode == NODE:
+        assert segment in visible, (
+            f"ipc=NODE: the host's shared memory segment {segment} is not listed in the container "
+            f"(ipcs -m shows ids {sorted(visible)}):\n{output}"
+        )
+    else:
+        assert segment not in visible, (
+            f"ipc=POD: the host's shared memory segment {segment} is listed in the container, "
+            f"so it shares the host IPC namespace:\n{output}"
+        )
+
+
+@NAMESPACE.it("runtime should support HostIpc is true")
+def test_host_ipc_true(cri: Cri) -> None:
+    check_host_ipc(cri, NODE)
+
+
+@NAMESPACE.it("runtime should support HostIpc is false")
+def test_host_ipc_false(cri: Cri) -> None:
+    check_host_ipc(cri, POD)
+
+
+NETSTAT_HEADER = "Active Internet connections"
+
+
+def host_listener(cri: Cri) -> int:
+    """A TCP port listening on the host's 127.0.0.1, closed at cleanup."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    cri.cleanup.add("closing the host TCP listener", listener.close)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    return int(listener.getsockname()[1])
+
+
+def netstat_in_pod(cri: Cri, network: int) -> list[str]:
+    """Run ``netstat -ln`` in a pod with the given network mode; the lines it printed."""
+    options = namespace_options(network=network)
+    pod = namespace_pod(cri, options, log_dir=True)
+    context = pb.LinuxContainerSecurityContext(namespace_options=options)
+    container_id, log_path = security_container(cri, pod, context, ("sh", "-c", "netstat -ln"))
+    status = fw.wait_for_container_state(cri, container_id, pb.ContainerState.CONTAINER_EXITED)
+    assert status.exit_code == 0, f"netstat -ln exited {status.exit_code}: {fw.container_log_lines(log_path)}"
+    return fw.wait_for_log(log_path, NETSTAT_HEADER, stream="stdout")
+
+
+def check_host_network(cri: Cri, host_network: bool) -> None:
+    port = host_listener(cri)
+    lines = netstat_in_pod(cri, NODE if host_network else POD)
+    listed = any(re.search(rf":{port}(?!\d)", line) for line in lines)
+    listing = "\n".join(lines)
+    if host_network:
+        assert listed, f"network=NODE: the host's listening port 127.0.0.1:{port} is missing from netstat:\n{listing}"
+    else:
+        assert not listed, (
+            f"network=POD: the host's listening port 127.0.0.1:{port} shows in the pod's netstat, "
+            f"so the pod shares the host network namespace:\n{listing}"
+        )
+
+
+@NAMESPACE.it("runtime should support HostNetwork is true")
+def test_host_network_true(cri: Cri) -> None:
+    check_host_network(cri, True)
+
+
+@NAMESPACE.it("runtime should support HostNetwork is false")
+def test_host_network_false(cri: Cri) -> None:
+    check_host_network(cri, False)
 
 
 # ---------------------------------------------------------------- users, groups and the root filesystem
@@ -391,21 +499,152 @@ def test_new_privs_allowed(cri: Cri) -> None:
 # ---------------------------------------------------------------- user namespaces (feature-gated)
 
 
+DEFAULT_USERNS_MAPPING = (pb.IDMapping(container_id=0, host_id=1000, length=100000),)
+DEFAULT_STATE_PARENT = Path("/var/lib")
+# The throwaway user namespace of the idmap probe maps container 0.. onto host 65536.. (upstream's choice).
+PROBE_USERNS_HOST_ID = PROBE_USERNS_SIZE = 65536
+# open_tree(2) and mount_setattr(2) have one number on every architecture (asm-generic table).
+SYS_OPEN_TREE, SYS_MOUNT_SETATTR = 428, 442
+OPEN_TREE_CLONE, AT_EMPTY_PATH, AT_FDCWD, MOUNT_ATTR_IDMAP = 1, 0x1000, -100, 0x00100000
+
+
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
 @pytest.fixture
 def userns_supported(cri: Cri) -> None:
     fw.skip_unless_handler_feature(cri, "user_namespaces")
 
 
-def userns_pending(describe: Describe, text: str) -> Callable[..., None]:
-    def test_userns(cri: Cri, userns_supported: None) -> None:
-        pytest.skip(c.NOT_IMPLEMENTED)
+def runtime_state_parent(info: Mapping[str, str]) -> Path:
+    """Where the runtime keeps container root filesystems: the parent of containerd's stateDir
+    from the verbose Status info, else /var/lib (only its filesystem matters)."""
+    try:
+        state_dir = json.loads(info.get("config", "")).get("stateDir", "")
+    except (ValueError, AttributeError):
+        return DEFAULT_STATE_PARENT
+    return Path(state_dir).parent if state_dir else DEFAULT_STATE_PARENT
 
-    return describe.it(text)(test_userns)
+
+@contextlib.contextmanager
+def probe_user_namespace() -> Iterator[int]:
+    """An fd of a short-lived user namespace with a mapping written, for mount_setattr."""
+    holder = subprocess.Popen(["unshare", "--user", "sleep", "5"])
+    try:
+        own = os.readlink("/proc/self/ns/user")
+        fw.eventually(lambda: os.readlink(f"/proc/{holder.pid}/ns/user") != own, 5, 0.01,
+                      "the probe process to enter its own user namespace")
+        mapping = f"0 {PROBE_USERNS_HOST_ID} {PROBE_USERNS_SIZE}\n"
+        Path(f"/proc/{holder.pid}/uid_map").write_text(mapping)
+        Path(f"/proc/{holder.pid}/gid_map").write_text(mapping)
+        fd = os.open(f"/proc/{holder.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
-test_userns_pod = userns_pending(USERNS_IDMAP, "runtime should support NamespaceMode_POD")
-test_userns_node = userns_pending(USERNS_NO_IDMAP, "runtime should support NamespaceMode_NODE")
-test_userns_many_mappings = userns_pending(USERNS_NO_IDMAP, "runtime should fail if more than one mapping provided")
-test_userns_unmapped_root = userns_pending(USERNS_NO_IDMAP, "runtime should fail if container ID 0 is not mapped")
-test_userns_container = userns_pending(USERNS_NO_IDMAP, "runtime should fail with NamespaceMode_CONTAINER")
-test_userns_target = userns_pending(USERNS_NO_IDMAP, "runtime should fail with NamespaceMode_TARGET")
+def _syscall_error(name: str) -> str:
+    return f"{name}: {os.strerror(ctypes.get_errno())}"
+
+
+def idmap_mount_error(path: Path) -> str | None:
+    """Why an idmapped mount of the filesystem holding ``path`` cannot be made, or None if it can."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    tree = libc.syscall(ctypes.c_long(SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD), str(path).encode(),
+                        ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC))
+    if tree < 0:
+        return _syscall_error("open_tree")
+    try:
+        with probe_user_namespace() as userns_fd:
+            attr = MountAttr(attr_set=MOUNT_ATTR_IDMAP, userns_fd=userns_fd)
+            if libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(tree), b"", ctypes.c_uint(AT_EMPTY_PATH),
+                            ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))) != 0:
+                return _syscall_error("mount_setattr")
+    except (OSError, AssertionError) as exc:
+        return f"user namespace probe: {exc}"
+    finally:
+        os.close(tree)
+    return None
+
+
+@pytest.fixture
+def idmap_supported(cri: Cri, userns_supported: None) -> None:
+    path = runtime_state_parent(fw.runtime_status(cri, verbose=True).info)
+    error = idmap_mount_error(path)
+    if error:
+        pytest.skip(f"ID mapping is not supported with path: {path}: {error}")
+
+
+def userns_options(mode: int, mapping: tuple[pb.IDMapping, ...] = ()) -> pb.NamespaceOption:
+    return pb.NamespaceOption(userns_options=pb.UserNamespace(mode=mode, uids=mapping, gids=mapping))
+
+
+def container_uid_map(cri: Cri, options: pb.NamespaceOption) -> list[str]:
+    """Run ``cat /proc/self/uid_map`` in a pod with these namespace options; its stdout lines."""
+    pod = namespace_pod(cri, options, log_dir=True)
+    context = pb.LinuxContainerSecurityContext(namespace_options=options)
+    container_id, log_path = security_container(cri, pod, context, ("cat", "/proc/self/uid_map"))
+    status = fw.wait_for_container_state(cri, container_id, pb.ContainerState.CONTAINER_EXITED)
+    assert status.exit_code == 0, (
+        f"cat /proc/self/uid_map exited {status.exit_code}: {fw.container_log_lines(log_path)}"
+    )
+    return fw.eventually(lambda: fw.container_log_lines(log_path, "stdout"), 60, what=f"uid_map lines in {log_path}")
+
+
+def check_uid_map_line(lines: list[str], container_id: str, host_id: str, length: str) -> None:
+    pattern = rf"\s+{container_id}\s+{host_id}\s+{length}(?!\d)"
+    assert any(re.search(pattern, line) for line in lines), (
+        f"the container's /proc/self/uid_map lacks the mapping {container_id} {host_id} {length}: {lines}"
+    )
+
+
+def check_pod_rejected(cri: Cri, options: pb.UserNamespace, what: str) -> None:
+    config = fw.default_pod_sandbox_config(cri, "user-namespaces-pod-")
+    config.linux.security_context.namespace_options.userns_options.CopyFrom(options)
+    fw.expect_error(lambda: fw.run_pod_sandbox(cri, config), f"RunPodSandbox with {what}")
+
+
+@USERNS_IDMAP.it("runtime should support NamespaceMode_POD")
+def test_userns_pod(cri: Cri, idmap_supported: None) -> None:
+    lines = container_uid_map(cri, userns_options(POD, DEFAULT_USERNS_MAPPING))
+    check_uid_map_line(lines, "0", "1000", "100000")
+
+
+@USERNS_NO_IDMAP.it("runtime should support NamespaceMode_NODE")
+def test_userns_node(cri: Cri, userns_supported: None) -> None:
+    lines = container_uid_map(cri, userns_options(NODE))
+    # The container must share the user namespace this test runs in, whatever its mapping.
+    for host_line in Path("/proc/self/uid_map").read_text().splitlines():
+        fields = host_line.split()
+        assert len(fields) == 3, f"unexpected line in this process's /proc/self/uid_map: {host_line!r}"
+        check_uid_map_line(lines, *fields)
+
+
+@USERNS_NO_IDMAP.it("runtime should fail if more than one mapping provided")
+def test_userns_many_mappings(cri: Cri, userns_supported: None) -> None:
+    mapping = (pb.IDMapping(container_id=0, host_id=1000, length=100000),
+               pb.IDMapping(container_id=0, host_id=2000, length=100000))
+    check_pod_rejected(cri, userns_options(POD, mapping).userns_options, "two uid/gid mappings")
+
+
+@USERNS_NO_IDMAP.it("runtime should fail if container ID 0 is not mapped")
+def test_userns_unmapped_root(cri: Cri, userns_supported: None) -> None:
+    mapping = (pb.IDMapping(container_id=1, host_id=1000, length=100000),)
+    check_pod_rejected(cri, userns_options(POD, mapping).userns_options, "a mapping that leaves container ID 0 out")
+
+
+@USERNS_NO_IDMAP.it("runtime should fail with NamespaceMode_CONTAINER")
+def test_userns_container(cri: Cri, userns_supported: None) -> None:
+    check_pod_rejected(cri, pb.UserNamespace(mode=CONTAINER), "user namespace mode CONTAINER")
+
+
+@USERNS_NO_IDMAP.it("runtime should fail with NamespaceMode_TARGET")
+def test_userns_target(cri: Cri, userns_supported: None) -> None:
+    check_pod_rejected(cri, pb.UserNamespace(mode=pb.NamespaceMode.TARGET), "user namespace mode TARGET")

@@ -494,7 +494,9 @@ def runc_test(test: Any) -> Any:
 @runc_test
 def test_runc_busybox_helpers(bundle: Any) -> None:
     box = bundle(catalog.BUSYBOX)
-    result = box.run(["sh", "-c", "sleep 30 & pgrep sleep; pgrep no-such-process || echo none; ipcs -m"])
+    # pgrep may look before the backgrounded sleep has exec'd: wait until it sees it.
+    script = "sleep 30 & until pgrep sleep; do :; done; pgrep no-such-process || echo none; ipcs -m"
+    result = box.run(["sh", "-c", script])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].isdigit() and lines[1] == "none"

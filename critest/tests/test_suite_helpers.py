@@ -1,0 +1,111 @@
+"""The pure helpers the conformance specs rely on, checked without a runtime."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from cri_api import pb
+from critest import framework as fw
+
+IPCS_OUTPUT = """
+------ Shared Memory Segments --------
+key        shmid      owner      perms      bytes      nattch     status
+0x00000000 0          root       644        1048576    0
+0x5d0a1b2c 32769      root       600        4096       2          dest
+"""
+
+
+def import_suite(config: pytest.Config, name: str) -> ModuleType:
+    # Spec modules mark their tests at import; critest.plugin registers those markers in critest runs.
+    for marker in ("spec(name): upstream spec name", "serial: runs alone"):
+        config.addinivalue_line("markers", marker)
+    return importlib.import_module(f"critest.suites.{name}")
+
+
+@pytest.fixture
+def security(pytestconfig: pytest.Config) -> ModuleType:
+    return import_suite(pytestconfig, "test_security_context")
+
+
+@pytest.fixture
+def pod_suite(pytestconfig: pytest.Config) -> ModuleType:
+    return import_suite(pytestconfig, "test_pod")
+
+
+def test_shm_ids_reads_the_shmid_column_only(security: ModuleType) -> None:
+    assert security.shm_ids(IPCS_OUTPUT) == {"0", "32769"}
+    assert security.shm_ids("\n------ Shared Memory Segments --------\nkey shmid\n") == set()
+
+
+@pytest.mark.parametrize(("info", "expected"), [
+    ({}, "/var/lib"),
+    ({"config": '{"stateDir": "/run/containerd/io.containerd.grpc.v1.cri"}'}, "/run/containerd"),
+    ({"config": '{"stateDir": ""}'}, "/var/lib"),
+    ({"config": "not json"}, "/var/lib"),
+    ({"config": "[1, 2]"}, "/var/lib"),
+])
+def test_runtime_state_parent(security: ModuleType, info: dict[str, str], expected: str) -> None:
+    assert security.runtime_state_parent(info) == Path(expected)
+
+
+def test_uid_map_line_must_match_whole_numbers(security: ModuleType) -> None:
+    lines = ["         0       1000     100000"]
+    security.check_uid_map_line(lines, "0", "1000", "100000")
+    with pytest.raises(AssertionError, match="lacks the mapping 0 1000 10000"):
+        security.check_uid_map_line(lines, "0", "1000", "10000")
+
+
+def pod_metrics(*samples: tuple[str, list[str]]) -> pb.PodSandboxMetrics:
+    metrics = [pb.Metric(name=name, label_values=values) for name, values in samples]
+    return pb.PodSandboxMetrics(pod_sandbox_id="pod", metrics=metrics[:1],
+                                container_metrics=[pb.ContainerMetrics(container_id="c", metrics=metrics[1:])])
+
+
+def test_label_values_keep_the_first_sample_with_labels(pod_suite: ModuleType) -> None:
+    found = pod_suite.label_values_by_name(pod_metrics(("container_sockets", []), ("container_sockets", ["a", "b"]),
+                                                      ("container_sockets", ["c"])))
+    assert found == {"container_sockets": ["a", "b"]}
+
+
+def test_mismatched_labels_name_missing_and_miscounted_metrics(pod_suite: ModuleType) -> None:
+    found = {"container_sockets": ["a", "b"], "container_threads": ["x"]}
+    descriptors = [pb.MetricDescriptor(name="container_sockets", label_keys=["k1", "k2"]),
+                   pb.MetricDescriptor(name="container_threads", label_keys=["k1", "k2"]),
+                   pb.MetricDescriptor(name="container_processes", label_keys=["k1"]),
+                   pb.MetricDescriptor(name="container_fs_reads_total", label_keys=["k1"])]
+    assert pod_suite.mismatched_labels(descriptors, found) == [
+        "container_threads (1 label values for keys ['k1', 'k2'])", "container_processes (no samples)",
+    ]
+
+
+def test_expected_metrics_are_upstreams_56_with_11_unimplemented(pod_suite: ModuleType) -> None:
+    assert len(set(pod_suite.EXPECTED_METRIC_NAMES)) == len(pod_suite.EXPECTED_METRIC_NAMES) == 56
+    assert len(pod_suite.UNIMPLEMENTED_METRICS) == 11
+    exempt = pod_suite.UNIMPLEMENTED_METRICS | pod_suite.OPTIONAL_METRIC_VALUES
+    assert exempt.issubset(pod_suite.EXPECTED_METRIC_NAMES)
+
+
+@pytest.mark.root
+def test_unmount_tree_removes_stacked_and_nested_mounts(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    source = tmp_path / "with space" / "mnt"
+    (source / "inner").mkdir(parents=True)
+    try:
+        fw.bind_mount(source, source)
+        fw.set_mount_propagation(source, fw.MS_SHARED)
+        fw.host_mount("none", source / "inner", "tmpfs")
+        fw.host_mount("none", source / "inner", "tmpfs")
+        assert len(fw.mount_points_under(tmp_path)) == 3
+        with pytest.raises(OSError, match="still mounted"):
+            fw.remove_host_dir(tmp_path)
+    finally:
+        fw.unmount_tree(tmp_path)
+    assert fw.mount_points_under(tmp_path) == []
+    fw.remove_host_dir(tmp_path)
+    assert not tmp_path.exists()
