@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   python3 python3-venv gcc libc6-dev
-  runc crun conmon containerd containernetworking-plugins
+  runc crun runsc conmon containerd containernetworking-plugins
   docker-registry busybox-static skopeo umoci
   iproute2 iptables util-linux procps
 )

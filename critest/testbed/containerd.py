@@ -159,11 +159,11 @@ class ContainerdTestbed:
                 sandboxes = client.list_pod_sandbox(pb.ListPodSandboxRequest()).items
             except CRIError as exc:
                 return [f"listing pod sandboxes to remove them: {exc}"]
-            return [problem for sandbox in sandboxes for problem in _remove_pod(client, sandbox.id)]
+            return [problem for sandbox in sandboxes for problem in remove_pod(client, sandbox.id)]
 
     def _force_cleanup(self) -> list[str]:
         """Kill what outlived containerd: containers, then shims; then unmount under the work dir."""
-        _delete_runc_containers(self.layout.runc_root)
+        delete_runc_containers(self.layout.runc_root)
         _kill_shims(str(self.layout.socket))
         problems = host.unmount_all_under(self.workdir)
         if not problems and self.layout.netns_dir.is_dir():
@@ -196,7 +196,7 @@ def check_installed() -> None:
                                "(apt-get install containernetworking-plugins)")
 
 
-def _remove_pod(client: RuntimeClient, sandbox_id: str) -> list[str]:
+def remove_pod(client: RuntimeClient, sandbox_id: str) -> list[str]:
     try:
         client.stop_pod_sandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id),
                                 timeout=POD_TEARDOWN_TIMEOUT_SECONDS)
@@ -207,7 +207,7 @@ def _remove_pod(client: RuntimeClient, sandbox_id: str) -> list[str]:
     return []
 
 
-def _delete_runc_containers(runc_root: Path) -> None:
+def delete_runc_containers(runc_root: Path) -> None:
     """Force-delete every container runc still knows under ``runc_root`` (one state dir per namespace)."""
     if not runc_root.is_dir():
         return

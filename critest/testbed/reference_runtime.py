@@ -6,22 +6,33 @@ the way a user runs it; nothing of the runtime is imported here.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import TracebackType
 
+from cri_api import pb
 from cri_api.client import RuntimeClient
-from cri_api.errors import EndpointError
-from critest.testbed.containerd_config import registry_hosts_files
+from cri_api.errors import CRIError, EndpointError
+from critest.testbed import host
+from critest.testbed.containerd import delete_runc_containers, remove_pod
+from critest.testbed.containerd_config import bridge_conflist, registry_hosts_files
+from critest.testbed.network import NetworkClaim
 from critest.testbed.process import TestbedError, start_daemon, stop_daemon, wait_until
 
 START_TIMEOUT_SECONDS = 30.0
+SHORT_STATE_PARENT = "/run"
 MAX_SOCKET_PATH = 100
 
 
 class ReferenceRuntimeTestbed:
-    """``reference-runtime`` with every upstream registry mirrored to ``registry_address``."""
+    """``reference-runtime`` with every upstream registry mirrored to ``registry_address``, on a private CNI bridge.
+
+    ``stop()`` removes every pod through CRI, stops the daemon, and then removes whatever is left
+    (containers runc still knows, mounts under the work dir, the bridge); it returns what it could not.
+    """
 
     __test__ = False  # not a pytest test class, despite its name
 
@@ -30,6 +41,9 @@ class ReferenceRuntimeTestbed:
         self.registry_address = registry_address
         self.config_toml = config_toml
         self.proc: subprocess.Popen[bytes] | None = None
+        self._claim: NetworkClaim | None = None
+        # Short, so that attach socket paths (<state>/attach/<64-hex id>/attach) stay under 108 bytes.
+        self.state = Path(tempfile.mkdtemp(prefix="rrt-", dir=SHORT_STATE_PARENT))
 
     @property
     def socket(self) -> Path:
@@ -49,29 +63,64 @@ class ReferenceRuntimeTestbed:
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "reference_runtime", "--address", str(self.socket), "--root", str(self.root),
-                "--state", str(self.workdir / "state"), "--registry-config-dir", str(self.workdir / "hosts"),
-                "--log-level", "debug", "--config", str(self.workdir / "config.toml")]
+                "--state", str(self.state), "--registry-config-dir", str(self.workdir / "hosts"),
+                "--log-level", "debug", "--config", str(self.workdir / "config.toml"),
+                "--cni-conf-dir", str(self.workdir / "cni" / "net.d")]
 
     def start(self) -> ReferenceRuntimeTestbed:
         if len(str(self.socket)) > MAX_SOCKET_PATH:
             raise TestbedError(f"work directory path too long for a unix socket: {self.workdir}")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(mode=0o711, exist_ok=True)
         (self.workdir / "config.toml").write_text(self.config_toml)
         for path, text in registry_hosts_files(self.workdir / "hosts", self.registry_address).items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-        self.proc = start_daemon(self.argv(), self.log_path)
         try:
+            if self._claim is None:
+                self._claim = NetworkClaim.claim()
+            conf_dir = self.workdir / "cni" / "net.d"
+            conf_dir.mkdir(parents=True, exist_ok=True)
+            conflist = bridge_conflist(self._claim.network, self.workdir / "cni" / "ipam")
+            (conf_dir / "10-reference-runtime-testbed.conflist").write_text(conflist)
+            self.proc = start_daemon(self.argv(), self.log_path)
             wait_until(self._answers, self.proc, "reference-runtime", self.log_path, START_TIMEOUT_SECONDS)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Remove every pod, stop the daemon, clean what is left; return what could not be cleaned."""
+        problems = self._remove_pods() if self.proc is not None and self.proc.poll() is None else []
+        self.kill_daemon_only()
+        delete_runc_containers(self.state / "runtimes")
+        problems += host.unmount_all_under(self.workdir) + host.unmount_all_under(self.state)
+        if not host.mounts_under(self.state):
+            shutil.rmtree(self.state, ignore_errors=True)
+        if self._claim is not None:
+            host.delete_link(self._claim.network.bridge)
+            self._claim.release()
+            self._claim = None
+        return problems
+
+    def kill_daemon_only(self, hard: bool = False) -> None:
+        """Stop the daemon (SIGTERM, or SIGKILL when ``hard``) and nothing else: pods and containers keep running."""
         if self.proc is not None:
-            stop_daemon(self.proc)
+            if hard:
+                self.proc.kill()
+                self.proc.wait()
+            else:
+                stop_daemon(self.proc)
             self.proc = None
+
+    def _remove_pods(self) -> list[str]:
+        try:
+            with RuntimeClient.connect(self.endpoint, timeout=5.0) as client:
+                sandboxes = client.list_pod_sandbox(pb.ListPodSandboxRequest()).items
+                return [problem for sandbox in sandboxes for problem in remove_pod(client, sandbox.id)]
+        except (EndpointError, CRIError) as exc:
+            return [f"removing pods: {exc}"]
 
     def _answers(self) -> bool:
         if not self.socket.exists():
@@ -87,4 +136,6 @@ class ReferenceRuntimeTestbed:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
+        problems = self.stop()
+        if problems:
+            raise TestbedError("the reference runtime left things behind: " + "; ".join(problems))

@@ -7,15 +7,23 @@ Keys (all optional; flags of the same name win):
     state = "/run/reference-runtime"                            # volatile state
     log_level = "info"                                          # debug, info, warning, error
     registry_config_dir = ""                                    # containerd-style <dir>/<host>/hosts.toml
-    sandbox_image = "registry.k8s.io/pause:3.10"               # the pause image; listed as pinned
+    pause_image = "registry.k8s.io/pause:3.10"                 # the sandbox (pause) image; listed as pinned
     max_concurrent_downloads = 3                                # layers of one pull fetched at once
     max_layer_inflated_bytes = 17179869184                      # 16 GiB: an unpacked layer may not exceed it
+    cni_conf_dir = "/etc/cni/net.d"                             # the first network config here is the pod network
+    cni_bin_dir = "/usr/lib/cni"                                # CNI plugin binaries (":"-separated list allowed)
+    stream_address = "127.0.0.1"                                # where the exec/attach/port-forward server listens
+    default_runtime_handler = "runc"                            # the handler for an empty RuntimeClass
+
+    [runtime_handlers.<name>]                                   # RuntimeClass handlers; runc and crun built in
+    binary = "/usr/sbin/runc"                                   # an OCI runtime speaking runc's CLI
+    args = []                                                   # extra global arguments (runsc: ["--platform=ptrace"])
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +36,37 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class RuntimeHandler:
+    """An OCI runtime a RuntimeClass may name."""
+
+    binary: str
+    args: tuple[str, ...] = ()
+
+
+# runsc is not built in: Debian 12's runsc (20221219) changes the owner of whatever file backs a
+# container's stdio, and conmon gives a container without stdin the host's /dev/null. Add it in the
+# config file only where that cannot happen.
+BUILTIN_HANDLERS = {
+    "runc": RuntimeHandler("/usr/sbin/runc"),
+    "crun": RuntimeHandler("/usr/bin/crun"),
+}
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     address: str = "/run/reference-runtime/reference-runtime.sock"
     root: str = "/var/lib/reference-runtime"
     state: str = "/run/reference-runtime"
     log_level: str = "info"
     registry_config_dir: str = ""
-    sandbox_image: str = "registry.k8s.io/pause:3.10"
+    pause_image: str = "registry.k8s.io/pause:3.10"
     max_concurrent_downloads: int = 3
     max_layer_inflated_bytes: int = 16 * 1024**3
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_bin_dir: str = "/usr/lib/cni"
+    stream_address: str = "127.0.0.1"
+    default_runtime_handler: str = "runc"
+    runtime_handlers: dict[str, RuntimeHandler] = field(default_factory=lambda: dict(BUILTIN_HANDLERS))
 
     @property
     def socket_path(self) -> Path:
@@ -59,7 +89,8 @@ def load_config(path: Path | None) -> DaemonConfig:
         return DaemonConfig()
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
-    known = {field.name: type(field.default) for field in fields(DaemonConfig)}
+    handlers = _handlers(data.pop("runtime_handlers", {}), path)
+    known = {item.name: type(item.default) for item in fields(DaemonConfig) if item.name != "runtime_handlers"}
     for key, value in data.items():
         if key not in known:
             raise ConfigError(f"config file {path}: unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -67,7 +98,25 @@ def load_config(path: Path | None) -> DaemonConfig:
         if not isinstance(value, wanted) or isinstance(value, bool):
             kind = "a string" if wanted is str else "an integer"
             raise ConfigError(f"config file {path}: {key} must be {kind}, got {value!r}")
-    return validate(DaemonConfig(**data))
+    return validate(DaemonConfig(**data, runtime_handlers={**BUILTIN_HANDLERS, **handlers}))
+
+
+def _handlers(tables: Any, path: Path) -> dict[str, RuntimeHandler]:
+    """``[runtime_handlers.<name>]`` tables: ``binary`` (required) and ``args`` (a list of strings)."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"config file {path}: runtime_handlers must be a table of tables")
+    handlers = {}
+    for name, table in tables.items():
+        where = f"config file {path}: runtime_handlers.{name}"
+        if not isinstance(table, dict) or set(table) - {"binary", "args"}:
+            raise ConfigError(f"{where} takes only binary and args")
+        binary, args = table.get("binary"), table.get("args", [])
+        if not isinstance(binary, str) or not binary:
+            raise ConfigError(f"{where}.binary must be a non-empty string")
+        if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
+            raise ConfigError(f"{where}.args must be a list of strings")
+        handlers[name] = RuntimeHandler(binary, tuple(args))
+    return handlers
 
 
 def validate(config: DaemonConfig) -> DaemonConfig:
@@ -75,7 +124,9 @@ def validate(config: DaemonConfig) -> DaemonConfig:
         raise ConfigError(f"log level {config.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if "://" in config.address and not config.address.startswith("unix://"):
         raise ConfigError(f"address {config.address!r}: only unix sockets are supported")
-    for name in ("address", "root", "state", "sandbox_image"):
+    if config.default_runtime_handler not in config.runtime_handlers:
+        raise ConfigError(f"default_runtime_handler {config.default_runtime_handler!r} is not a runtime handler")
+    for name in ("address", "root", "state", "pause_image", "cni_conf_dir", "cni_bin_dir"):
         if not getattr(config, name).removeprefix("unix://"):
             raise ConfigError(f"{name} must not be empty")
     for name in ("max_concurrent_downloads", "max_layer_inflated_bytes"):

@@ -94,7 +94,7 @@ class ImageService:
         return self.store.by_reference(str(reference))
 
     def is_pinned(self, image: ImageRecord) -> bool:
-        sandbox = ImageReference.parse(self.config.sandbox_image)
+        sandbox = ImageReference.parse(self.config.pause_image)
         return str(sandbox) in image.references
 
     def usage(self) -> Usage:

@@ -17,12 +17,37 @@ from google.protobuf.message import Message
 from cri_api.runtime.v1 import api_pb2_grpc as pb_grpc
 from reference_runtime import errors
 from reference_runtime.server import (
+    container_checkpoint,
+    container_create,
+    container_events,
+    container_execsync,
+    container_list,
+    container_log_reopen,
+    container_remove,
+    container_start,
+    container_stats,
+    container_status,
+    container_stop,
+    container_stream,
+    container_update,
     image_list,
     image_pull,
     image_remove,
     image_status,
     image_stream,
     imagefs_info,
+    metrics,
+    runtime_config,
+    sandbox_list,
+    sandbox_remove,
+    sandbox_run,
+    sandbox_stats,
+    sandbox_status,
+    sandbox_stop,
+    sandbox_stream,
+    sandbox_update,
+    status,
+    update_runtime_config,
     version,
 )
 from reference_runtime.server.service import CriService
@@ -30,7 +55,7 @@ from reference_runtime.server.service import CriService
 log = logging.getLogger("reference_runtime.rpc")
 
 Handler = Callable[[CriService, Any], Message]
-StreamHandler = Callable[[CriService, Any], Iterator[Message]]
+StreamHandler = Callable[[CriService, Any, Callable[[], bool]], Iterator[Message]]
 
 
 def rpc(handler: Handler) -> Callable[[Any, Message, grpc.ServicerContext], Message]:
@@ -47,12 +72,12 @@ def rpc(handler: Handler) -> Callable[[Any, Message, grpc.ServicerContext], Mess
 
 
 def rpc_stream(handler: StreamHandler) -> Callable[[Any, Message, grpc.ServicerContext], Iterator[Message]]:
-    """``rpc`` for server-streaming RPCs: the handler yields the messages."""
+    """``rpc`` for server-streaming RPCs: the handler yields the messages while the client is there."""
     name = handler.__name__
 
     def method(self: _Servicer, request: Message, context: grpc.ServicerContext) -> Iterator[Message]:
         with _served(self.svc, name, context):
-            yield from handler(self.svc, request)
+            yield from handler(self.svc, request, context.is_active)
 
     method.__name__ = name
     return method
@@ -86,6 +111,37 @@ class _Servicer:
 
 class RuntimeServicer(_Servicer, pb_grpc.RuntimeServiceServicer):
     Version = rpc(version.version)
+    Status = rpc(status.status)
+    RuntimeConfig = rpc(runtime_config.runtime_config)
+    UpdateRuntimeConfig = rpc(update_runtime_config.update_runtime_config)
+    RunPodSandbox = rpc(sandbox_run.run_pod_sandbox)
+    StopPodSandbox = rpc(sandbox_stop.stop_pod_sandbox)
+    RemovePodSandbox = rpc(sandbox_remove.remove_pod_sandbox)
+    PodSandboxStatus = rpc(sandbox_status.pod_sandbox_status)
+    ListPodSandbox = rpc(sandbox_list.list_pod_sandbox)
+    StreamPodSandboxes = rpc_stream(sandbox_stream.stream_pod_sandboxes)
+    CreateContainer = rpc(container_create.create_container)
+    StartContainer = rpc(container_start.start_container)
+    StopContainer = rpc(container_stop.stop_container)
+    RemoveContainer = rpc(container_remove.remove_container)
+    ContainerStatus = rpc(container_status.container_status)
+    ListContainers = rpc(container_list.list_containers)
+    StreamContainers = rpc_stream(container_stream.stream_containers)
+    UpdateContainerResources = rpc(container_update.update_container_resources)
+    ReopenContainerLog = rpc(container_log_reopen.reopen_container_log)
+    ExecSync = rpc(container_execsync.exec_sync)
+    GetContainerEvents = rpc_stream(container_events.get_container_events)
+    ContainerStats = rpc(container_stats.container_stats)
+    ListContainerStats = rpc(container_stats.list_container_stats)
+    StreamContainerStats = rpc_stream(container_stats.stream_container_stats)
+    PodSandboxStats = rpc(sandbox_stats.pod_sandbox_stats)
+    ListPodSandboxStats = rpc(sandbox_stats.list_pod_sandbox_stats)
+    StreamPodSandboxStats = rpc_stream(sandbox_stats.stream_pod_sandbox_stats)
+    ListMetricDescriptors = rpc(metrics.list_metric_descriptors)
+    ListPodSandboxMetrics = rpc(metrics.list_pod_sandbox_metrics)
+    StreamPodSandboxMetrics = rpc_stream(metrics.stream_pod_sandbox_metrics)
+    UpdatePodSandboxResources = rpc(sandbox_update.update_pod_sandbox_resources)
+    CheckpointContainer = rpc(container_checkpoint.checkpoint_container)
 
 
 class ImageServicer(_Servicer, pb_grpc.ImageServiceServicer):

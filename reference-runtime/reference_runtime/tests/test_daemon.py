@@ -56,7 +56,7 @@ def test_serves_version_on_a_private_socket(tmp_path: Path, daemon: subprocess.P
 
 def test_unbuilt_rpcs_are_unimplemented(tmp_path: Path, daemon: subprocess.Popen[str]) -> None:
     with RuntimeClient.connect(str(tmp_path / "cri.sock")) as client, pytest.raises(CRIError) as failure:
-        client.list_pod_sandbox(pb.ListPodSandboxRequest())
+        client.checkpoint_pod(pb.CheckpointPodRequest(pod_sandbox_id="x"))
     assert failure.value.code == grpc.StatusCode.UNIMPLEMENTED
 
 

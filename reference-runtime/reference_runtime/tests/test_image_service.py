@@ -235,10 +235,7 @@ def test_a_daemon_killed_mid_pull_leaves_no_partial_image(local_registry: object
             threading.Thread(target=pull_ignoring_errors, args=(client, BUSYBOX), daemon=True).start()
             assert proxy.stalled.wait(20), "the pull never reached a layer blob"
             assert list((testbed.root / "content" / "ingest").iterdir()), "no partial download to recover from"
-            assert testbed.proc is not None
-            testbed.proc.kill()
-            testbed.proc.wait()
-            testbed.proc = None
+            testbed.kill_daemon_only(hard=True)
         proxy.stall.clear()
         proxy.release.set()
         with testbed, ImageClient.connect(testbed.endpoint, timeout=60) as client:

@@ -1,0 +1,406 @@
+"""The OCI runtime command line: runc by default; crun and runsc speak the same CLI.
+
+Every call passes ``--root <root>`` (the daemon's private state directory, so that our containers never mix with
+anybody else's) and ``--log-format json``, so the runtime's own diagnostics can be told apart from text.
+
+No call hands the runtime a pipe that we read to EOF: a process the runtime starts inherits its stdio, and the read
+would last as long as the container. Diagnostics go to anonymous temporary files instead (or, for ``exec``, where
+stdout and stderr belong to the exec'd process, to a ``--log`` file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from reference_runtime import errors
+
+# CRI: ExecSync output beyond this, per stream, is dropped (kubelet probes cap theirs the same way).
+EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024
+# A runtime command that takes longer than this is stuck (a frozen cgroup, a hung mount).
+DEFAULT_COMMAND_TIMEOUT = 60.0
+# How long a killed `runc exec` gets to exit before it is killed too.
+EXEC_KILL_GRACE = 2.0
+_READ_CHUNK = 1 << 16
+# What can be left in a pipe when the exec'd process exits is at most the pipe's buffer (64 KiB unless raised).
+_DRAIN_LIMIT = 1 << 20
+
+# Fragments of the runtime's messages, and the error each one means (runc's wording; crun's where it differs).
+_NOT_FOUND = ("container does not exist", "no such container")
+_WRONG_STATE = ("not running", "stopped container", "that has stopped", "already running", "that is not stopped",
+                "is paused")
+
+
+@dataclass(frozen=True)
+class OciState:
+    status: str  # "created" | "running" | "stopped" | "paused"
+    pid: int
+    bundle: str = ""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+@dataclass(frozen=True)
+class _Run:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def runtime_message(output: bytes) -> str:
+    """The runtime's own words in ``output``: the ``msg`` of its JSON log lines at level error or above, else the
+    plain text (runc prints a fatal error both ways when logging to a file; crun prints plain text)."""
+    messages, plain = [], []
+    for raw in output.decode(errors="replace").splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            plain.append(line)
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal", "panic"):
+            messages.append(str(entry.get("msg", "")).strip())
+        elif not isinstance(entry, dict):
+            plain.append(line)
+    chosen = messages or plain
+    return "; ".join(dict.fromkeys(message for message in chosen if message))
+
+
+def classify(message: str, prefix: str, container_id: str = "") -> errors.Error:
+    """The domain error for a runtime failure: NotFound (no such container), FailedPrecondition (the container is
+    in the wrong state for the command), or Internal."""
+    lowered = message.lower()
+    text = f"{prefix}: {message}" if message else prefix
+    # crun has no "does not exist": it fails to open <root>/<id>/status.
+    crun_unknown = bool(container_id) and f"/{container_id}/status" in message and "no such file" in lowered
+    if crun_unknown or any(fragment in lowered for fragment in _NOT_FOUND):
+        return errors.NotFound(text)
+    if any(fragment in lowered for fragment in _WRONG_STATE):
+        return errors.FailedPrecondition(text)
+    return errors.Internal(text)
+
+
+class OciRuntime:
+    """One runtime handler: a binary, its state root, and extra global arguments for every call."""
+
+    def __init__(self, handler: str, binary: str, root: Path, extra_args: tuple[str, ...] = (),
+                 command_timeout: float = DEFAULT_COMMAND_TIMEOUT) -> None:
+        self.handler = handler
+        self.binary = binary
+        self.root = Path(root)
+        self.extra_args = tuple(extra_args)
+        self.command_timeout = command_timeout
+        self._features: dict[str, Any] | None = None
+
+    def global_args(self) -> list[str]:
+        """The arguments that go before the subcommand on every call (conmon gets them as --runtime-arg)."""
+        return [f"--root={self.root}", "--log-format=json", *self.extra_args]
+
+    # -- queries ---------------------------------------------------------------------------------------------
+
+    def state(self, container_id: str) -> OciState | None:
+        """The runtime's view of the container, or None when it does not know it."""
+        result = self._run(["state", container_id])
+        if result.returncode != 0:
+            error = self._error("state", container_id, result)
+            if isinstance(error, errors.NotFound):
+                return None
+            raise error
+        try:
+            document = json.loads(result.stdout)
+            return OciState(status=str(document["status"]), pid=int(document.get("pid") or 0),
+                            bundle=str(document.get("bundle", "")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise errors.Internal(f"{self.handler} state {container_id}: unreadable output: {exc}") from None
+
+    def features(self) -> dict[str, Any]:
+        """``<runtime> features`` (runc >= 1.1), or {} if the binary has no such command. Asked once."""
+        if self._features is None:
+            result = self._run(["features"])
+            try:
+                parsed = json.loads(result.stdout) if result.returncode == 0 else {}
+            except ValueError:
+                parsed = {}
+            self._features = parsed if isinstance(parsed, dict) else {}
+        return self._features
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self, container_id: str) -> None:
+        self._check("start", container_id, self._run(["start", container_id]))
+
+    def kill(self, container_id: str, signal: int, all_processes: bool = False) -> None:
+        """Signal the container's init (or, with ``all_processes``, every process in it). A container that has
+        stopped, or that the runtime does not know, has nothing to kill: that is not an error."""
+        args = ["kill", *(["--all"] if all_processes else []), container_id, str(int(signal))]
+        result = self._run(args)
+        if result.returncode == 0:
+            return
+        error = self._error("kill", container_id, result)
+        if not isinstance(error, errors.NotFound | errors.FailedPrecondition):
+            raise error
+
+    def delete(self, container_id: str, force: bool = False) -> None:
+        """Remove the runtime's state; ``force`` kills a running container first. Idempotent."""
+        result = self._run(["delete", *(["--force"] if force else []), container_id])
+        if result.returncode == 0:
+            return
+        error = self._error("delete", container_id, result)
+        if not isinstance(error, errors.NotFound):
+            raise error
+
+    def update(self, container_id: str, linux_resources: dict[str, Any]) -> None:
+        """``update --resources -``: the OCI LinuxResources object on stdin."""
+        payload = json.dumps(linux_resources).encode()
+        self._check("update", container_id, self._run(["update", "--resources", "-", container_id], payload))
+
+    def checkpoint(self, container_id: str, image_path: Path) -> None:
+        """A CRIU checkpoint into ``image_path``; the container keeps running."""
+        args = ["checkpoint", "--image-path", str(image_path), "--leave-running", container_id]
+        self._check("checkpoint", container_id, self._run(args))
+
+    # -- exec ------------------------------------------------------------------------------------------------
+
+    def exec_sync(self, container_id: str, process: dict[str, Any], timeout: float | None, *,
+                  check_running: bool = True) -> ExecResult:
+        """Run ``process`` (an OCI process object) in the running container and collect its output.
+
+        The container must be running: runc itself refuses only a stopped one, and would exec into a created
+        container, or into a paused one once it is resumed. So the state is asked first, unless the caller knows
+        it (``check_running=False`` saves a ``runc state``, a quarter of the call's time).
+
+        stdout and stderr are capped at EXEC_OUTPUT_LIMIT each; the rest is read and dropped so the process never
+        blocks on a full pipe. Like ``runc exec`` itself, this returns once the process has exited and its output
+        pipes are closed: a background child that keeps them open holds the call until ``timeout`` (None or <= 0:
+        no limit). On timeout the exec'd process and ``runc exec`` are killed and DeadlineExceeded is raised
+        (children of the exec'd process stay in the container, as with every runtime).
+        """
+        if check_running:
+            self._require_running(container_id)
+        with tempfile.TemporaryDirectory(prefix="oci-exec-") as work:
+            spec, log_file, pid_file = Path(work, "process.json"), Path(work, "runtime.log"), Path(work, "pid")
+            spec.write_text(json.dumps({**process, "terminal": False}))
+            args = [self.binary, f"--root={self.root}", "--log-format=json", f"--log={log_file}",
+                    *self.extra_args, "exec", "--process", str(spec), "--pid-file", str(pid_file), container_id]
+            return self._exec(container_id, args, log_file, pid_file, timeout)
+
+    def _require_running(self, container_id: str) -> None:
+        state = self.state(container_id)
+        if state is None:
+            raise errors.NotFound(f"container {container_id} does not exist")
+        if state.status != "running":
+            raise errors.FailedPrecondition(f"container {container_id} is {state.status}, not running")
+
+    def _exec(self, container_id: str, args: list[str], log_file: Path, pid_file: Path,
+              timeout: float | None) -> ExecResult:
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stdout_w, stderr=stderr_w, close_fds=True)
+        except OSError as exc:
+            for fd in (stdout_r, stdout_w, stderr_r, stderr_w):
+                os.close(fd)
+            raise errors.Internal(f"{self.handler} exec {container_id}: {exc}") from None
+        os.close(stdout_w)
+        os.close(stderr_w)
+        deadline = None if timeout is None or timeout <= 0 else time.monotonic() + timeout
+        try:
+            stdout, stderr, timed_out = _collect(proc, stdout_r, stderr_r, deadline)
+            if timed_out:
+                _kill_exec(proc, pid_file)
+        finally:
+            for fd in (stdout_r, stderr_r):
+                os.close(fd)
+            if proc.poll() is None:
+                _kill_exec(proc, pid_file)
+        if timed_out:
+            raise errors.DeadlineExceeded(f"exec in container {container_id} timed out after {timeout:g}s")
+        # The exit code is the exec'd process's, unless the runtime itself failed: then it logged an error.
+        message = runtime_message(_read_or_empty(log_file))
+        if message and proc.returncode != 0:
+            raise classify(message, f"{self.handler} exec {container_id}", container_id)
+        return ExecResult(exit_code=proc.returncode, stdout=stdout, stderr=stderr)
+
+    # -- plumbing --------------------------------------------------------------------------------------------
+
+    def _run(self, args: list[str], stdin: bytes | None = None) -> _Run:
+        """Run one runtime command with stdin, stdout and stderr on anonymous temporary files (never pipes)."""
+        argv = [self.binary, *self.global_args(), *args]
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, _stdin_file(stdin) as inp:
+            try:
+                completed = subprocess.run(argv, stdin=inp, stdout=out, stderr=err, close_fds=True,
+                                           timeout=self.command_timeout, check=False)
+            except subprocess.TimeoutExpired:
+                raise errors.DeadlineExceeded(
+                    f"{self.handler} {args[0]} timed out after {self.command_timeout:g}s") from None
+            except OSError as exc:
+                raise errors.Internal(f"{self.handler} {args[0]}: cannot run {self.binary}: {exc}") from None
+            return _Run(completed.returncode, _rewind(out), _rewind(err))
+
+    def _error(self, command: str, container_id: str, result: _Run) -> errors.Error:
+        message = runtime_message(result.stderr) or f"exit status {result.returncode}"
+        return classify(message, f"{self.handler} {command} {container_id}", container_id)
+
+    def _check(self, command: str, container_id: str, result: _Run) -> None:
+        if result.returncode != 0:
+            raise self._error(command, container_id, result)
+
+
+@contextlib.contextmanager
+def _stdin_file(data: bytes | None) -> Any:
+    """A file holding ``data`` to be a child's stdin, or /dev/null."""
+    if data is None:
+        with open(os.devnull, "rb") as devnull:
+            yield devnull
+        return
+    with tempfile.TemporaryFile() as file:
+        file.write(data)
+        file.seek(0)
+        yield file
+
+
+def _rewind(file: IO[bytes]) -> bytes:
+    file.seek(0)
+    return file.read()
+
+
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+class _Capped:
+    """Output of one stream: keeps the first EXEC_OUTPUT_LIMIT bytes and counts the rest."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = EXEC_OUTPUT_LIMIT - self.kept
+        if room > 0:
+            self.chunks.append(chunk[:room])
+            self.kept += min(room, len(chunk))
+        self.dropped += max(0, len(chunk) - max(room, 0))
+
+    def value(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def _collect(proc: subprocess.Popen[bytes], stdout_fd: int, stderr_fd: int,
+             deadline: float | None) -> tuple[bytes, bytes, bool]:
+    """Read both pipes until ``runc exec`` exits, or until ``deadline``.
+
+    The exit is seen through a pidfd in the same select as the pipes (the pipes alone are not enough: whatever
+    else holds them open, EOF would not come); after it, what is left in the pipes is taken without blocking.
+    """
+    outputs = {stdout_fd: _Capped(), stderr_fd: _Capped()}
+    with selectors.DefaultSelector() as selector, _pidfd(proc.pid) as pidfd:
+        for fd in outputs:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        if pidfd is not None:
+            selector.register(pidfd, selectors.EVENT_READ)
+        while True:
+            if proc.poll() is not None:
+                _drain(outputs)
+                return outputs[stdout_fd].value(), outputs[stderr_fd].value(), False
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return outputs[stdout_fd].value(), outputs[stderr_fd].value(), True
+            wait = remaining if pidfd is not None else min(remaining or 0.05, 0.05)
+            for key, _ in selector.select(wait):
+                if key.fd in outputs and not _read_some(key.fd, outputs[key.fd]):
+                    selector.unregister(key.fd)
+
+
+def _read_some(fd: int, sink: _Capped) -> bool:
+    """Read what is there; False at EOF."""
+    try:
+        chunk = os.read(fd, _READ_CHUNK)
+    except BlockingIOError:
+        return True
+    if not chunk:
+        return False
+    sink.add(chunk)
+    return True
+
+
+def _drain(outputs: dict[int, _Capped]) -> None:
+    """Take what is buffered in each pipe now. Bounded: a left-behind child may keep writing for ever."""
+    for fd, sink in outputs.items():
+        budget = _DRAIN_LIMIT
+        with contextlib.suppress(OSError):
+            while budget > 0:
+                chunk = os.read(fd, _READ_CHUNK)
+                if not chunk:
+                    break
+                sink.add(chunk)
+                budget -= len(chunk)
+
+
+@contextlib.contextmanager
+def _pidfd(pid: int) -> Any:
+    """A pidfd for ``pid`` (readable once it exits), or None where the kernel has none."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _kill_exec(proc: subprocess.Popen[bytes], pid_file: Path) -> None:
+    """Kill the exec'd process (its host pid is in ``pid_file``, if runc got that far), then ``runc exec``.
+
+    The exec'd process is killed first and by pid: ``runc exec`` does not forward SIGKILL, and a process whose
+    ``runc exec`` died would live on in the container. The pid is only signalled while it is still a child of
+    our ``runc exec`` (which has not been reaped yet), so a recycled pid is never hit.
+    """
+    exec_pid = _read_pid(pid_file)
+    if exec_pid and _parent_of(exec_pid) == proc.pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(exec_pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(EXEC_KILL_GRACE)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+    except OSError:
+        return 0
+    return int(text[text.rindex(")") + 2:].split()[1])

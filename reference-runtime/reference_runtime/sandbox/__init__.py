@@ -1,0 +1,1 @@
+"""Pod sandboxes: the files, mounts and processes a pod is made of."""

@@ -1,0 +1,124 @@
+"""CreateContainer: the overlayfs root from the image, the OCI spec, and the container created under its monitor.
+
+The container is left in runc's "created" state: StartContainer starts it. Each step registers
+its undo, so a failure leaves no mount, runc state, name reservation or record behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from cri_api import pb
+from reference_runtime import errors
+from reference_runtime.container import rootfs
+from reference_runtime.container.spec import ContainerSpecInputs, container_spec
+from reference_runtime.sandbox.files import PodFiles
+from reference_runtime.server.container_helpers import publish
+from reference_runtime.server.container_image_volumes import mount_image_volumes, unmount_image_volumes
+from reference_runtime.server.sandbox_run import image_config, write_bundle
+from reference_runtime.server.sandbox_status import is_ready
+from reference_runtime.server.service import CriService
+from reference_runtime.store.container import ContainerRecord
+from reference_runtime.store.sandbox import SandboxRecord, encode_config
+from reference_runtime.undo import Undo
+
+
+def create_container(svc: CriService, request: pb.CreateContainerRequest) -> pb.CreateContainerResponse:
+    config = request.config
+    if not config.metadata.name:
+        raise errors.InvalidArgument("container metadata: name must be set")
+    sandbox = svc.sandboxes.get(request.pod_sandbox_id)
+    if not is_ready(svc, sandbox):
+        raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is not ready")
+    image = svc.images.resolve(config.image.image) if config.image.image else None
+    if image is None:
+        raise errors.NotFound(f"image {config.image.image!r} not found: pull it first")
+    runtime, monitor = svc.runtime(sandbox.runtime_handler)
+    container_id = uuid.uuid4().hex + uuid.uuid4().hex
+    record = ContainerRecord(
+        id=container_id, sandbox_id=sandbox.id, config_b64="", image_id=image.id,
+        image_ref=config.image.user_specified_image or config.image.image,
+        log_path=log_path(sandbox, config), created_at=time.time_ns(), layers=image.diff_ids,
+    )
+    with Undo() as undo:
+        svc.container_names.reserve(name_key(sandbox, config), container_id)
+        undo.callback(svc.container_names.release_owner, container_id)
+        directory = svc.layout.container_dir(container_id)
+        directory.mkdir(parents=True)
+        undo.callback(shutil.rmtree, directory, True)
+        root = directory / "rootfs"
+        rootfs.mount_overlay(svc.images.rootfs_layers(image), directory / "upper", directory / "work", root)
+        undo.callback(rootfs.unmount, root)
+        undo.callback(unmount_image_volumes, directory)
+        stored_config, spec_config = mount_image_volumes(svc, config, directory)
+        record = dataclasses.replace(record, config_b64=encode_config(stored_config),
+                                     layers=image.diff_ids + volume_layers(svc, stored_config))
+        inputs = spec_inputs(svc, sandbox, request, spec_config, container_id, image_config(svc, image), root)
+        spec = container_spec(inputs)
+        log_file = Path(record.log_path) if record.log_path else None
+        paths = svc.layout.monitor_paths(directory, container_id, log_file)
+        write_bundle(paths.bundle, spec)
+        if record.log_path:
+            Path(record.log_path).parent.mkdir(parents=True, exist_ok=True)
+        # Recorded before the monitor starts, so that the image cannot be collected meanwhile.
+        svc.containers.add(record)
+        undo.callback(svc.containers.delete, container_id)
+        pid = monitor.create(container_id, paths, terminal=config.tty, stdin=config.stdin,
+                             stdin_once=config.stdin_once)
+        undo.callback(runtime.delete, container_id, True)
+        record = svc.containers.update(container_id, lambda current: _with_pid(current, pid))
+        undo.pop_all()
+    publish(svc, record, pb.ContainerEventType.CONTAINER_CREATED_EVENT)
+    return pb.CreateContainerResponse(container_id=container_id)
+
+
+def spec_inputs(svc: CriService, sandbox: SandboxRecord, request: pb.CreateContainerRequest,
+                config: pb.ContainerConfig, container_id: str, image_config: dict[str, object],
+                root: Path) -> ContainerSpecInputs:
+    files = PodFiles(*(svc.layout.sandbox_dir(sandbox.id) / name for name in ("hostname", "hosts", "resolv.conf")))
+    shm = svc.layout.shm_dir(sandbox.id)
+    return ContainerSpecInputs(
+        container_id=container_id, sandbox_id=sandbox.id, config=config,
+        sandbox_config=request.sandbox_config if request.HasField("sandbox_config") else sandbox.config,
+        image_config=image_config, rootfs=root, sandbox_pid=sandbox.pid, target_pid=target_pid(svc, config),
+        netns_path=sandbox.netns_path, cgroup_parent=sandbox.cgroup_parent, hostname_path=files.hostname,
+        hosts_path=files.hosts, resolv_path=files.resolv_conf, shm_path=shm if rootfs.is_mountpoint(shm) else None,
+        termination_log_path=None, image_volumes={},
+    )
+
+
+def volume_layers(svc: CriService, config: pb.ContainerConfig) -> tuple[str, ...]:
+    """The layers of the images mounted as volumes: kept on disk while the container exists."""
+    images = [svc.images.store.get(mount.image.image_ref) for mount in config.mounts if mount.image.image_ref]
+    return tuple(layer for image in images if image is not None for layer in image.diff_ids)
+
+
+def target_pid(svc: CriService, config: pb.ContainerConfig) -> int | None:
+    options = config.linux.security_context.namespace_options
+    if options.pid != pb.NamespaceMode.TARGET:
+        return None
+    target = svc.containers.find(options.target_id)
+    if target is None or not target.pid:
+        raise errors.NotFound(f"target container {options.target_id!r} of the PID namespace not found")
+    return target.pid
+
+
+def log_path(sandbox: SandboxRecord, config: pb.ContainerConfig) -> str:
+    directory = sandbox.config.log_directory
+    if not config.log_path or not directory:
+        return ""
+    path = Path(directory) / config.log_path
+    return str(path)
+
+
+def name_key(sandbox: SandboxRecord, config: pb.ContainerConfig) -> str:
+    pod = sandbox.config.metadata
+    return f"{config.metadata.name}_{pod.name}_{pod.namespace}_{pod.uid}_{config.metadata.attempt}"
+
+
+def _with_pid(record: ContainerRecord, pid: int) -> ContainerRecord:
+    return dataclasses.replace(record, pid=pid)

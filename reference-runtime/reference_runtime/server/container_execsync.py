@@ -1,0 +1,22 @@
+"""ExecSync: run a command in a running container and answer its exit code and output (16 MiB each at most)."""
+
+from __future__ import annotations
+
+from cri_api import pb
+from reference_runtime import errors
+from reference_runtime.server.container_helpers import handler_of, refresh, runtime_spec
+from reference_runtime.server.service import CriService
+from reference_runtime.store.container import RUNNING
+
+
+def exec_sync(svc: CriService, request: pb.ExecSyncRequest) -> pb.ExecSyncResponse:
+    if not request.cmd:
+        raise errors.InvalidArgument("ExecSync: cmd must not be empty")
+    record = refresh(svc, svc.containers.get(request.container_id))
+    if record.state != RUNNING:
+        raise errors.FailedPrecondition(f"container {record.id} is not running ({record.state})")
+    process = dict(runtime_spec(svc, record.id).get("process", {}))
+    process.update(args=list(request.cmd), terminal=False)
+    runtime, _ = svc.runtime(handler_of(svc, record))
+    result = runtime.exec_sync(record.id, process, request.timeout or None, check_running=False)
+    return pb.ExecSyncResponse(stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code)

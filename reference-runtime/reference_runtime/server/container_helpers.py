@@ -1,0 +1,87 @@
+"""What the container RPCs share: where a container lives, noticing its exit, and publishing events."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from cri_api import pb
+from reference_runtime import errors
+from reference_runtime.oci.monitor import MonitorPaths
+from reference_runtime.server.service import CriService
+from reference_runtime.stats.cgroups import read_cgroup
+from reference_runtime.store.container import CREATED, EXITED, RUNNING, ContainerRecord
+
+STATES = {CREATED: pb.ContainerState.CONTAINER_CREATED, RUNNING: pb.ContainerState.CONTAINER_RUNNING,
+          EXITED: pb.ContainerState.CONTAINER_EXITED}
+
+
+def monitor_paths(svc: CriService, record: ContainerRecord) -> MonitorPaths:
+    log_path = Path(record.log_path) if record.log_path else None
+    return svc.layout.monitor_paths(svc.layout.container_dir(record.id), record.id, log_path)
+
+
+def runtime_spec(svc: CriService, container_id: str) -> dict[str, Any]:
+    path = svc.layout.container_dir(container_id) / "bundle" / "config.json"
+    spec: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    return spec
+
+
+def handler_of(svc: CriService, record: ContainerRecord) -> str:
+    sandbox = svc.sandboxes.find(record.sandbox_id)
+    return sandbox.runtime_handler if sandbox is not None else ""
+
+
+def refresh(svc: CriService, record: ContainerRecord) -> ContainerRecord:
+    """The record, updated if the container exited since we last looked (its monitor wrote the exit file)."""
+    if record.state != RUNNING:
+        return record
+    _, monitor = svc.runtime(handler_of(svc, record))
+    exit_status = monitor.exit_status(record.id, monitor_paths(svc, record))
+    if exit_status is None:
+        return record
+    return mark_exited(svc, record.id, exit_status.exit_code, exit_status.finished_at)
+
+
+def mark_exited(svc: CriService, container_id: str, exit_code: int, finished_at: int | None = None) -> ContainerRecord:
+    """Record the exit once (whoever notices first: a stop, a query or the exit watcher) and publish STOPPED."""
+    noticed: list[bool] = []
+
+    def change(current: ContainerRecord) -> ContainerRecord:
+        if current.state == EXITED:
+            return current
+        noticed.append(True)
+        reason = "Completed" if exit_code == 0 else ("OOMKilled" if oom_killed(svc, current) else "Error")
+        return dataclasses.replace(current, state=EXITED, exit_code=exit_code, reason=reason,
+                                   finished_at=finished_at or time.time_ns())
+
+    record = svc.containers.update(container_id, change)
+    if noticed:
+        publish(svc, record, pb.ContainerEventType.CONTAINER_STOPPED_EVENT)
+    return record
+
+
+def oom_killed(svc: CriService, record: ContainerRecord) -> bool:
+    """Whether the kernel OOM-killed in the container's cgroup (readable until the cgroup is removed)."""
+    cgroups_path = runtime_spec(svc, record.id).get("linux", {}).get("cgroupsPath", "")
+    try:
+        sample = read_cgroup(cgroups_path) if cgroups_path else None
+    except errors.Error:
+        return False
+    return bool(sample is not None and sample.oom_kills)
+
+
+def publish(svc: CriService, record: ContainerRecord, event_type: int) -> None:
+    from reference_runtime.server.container_status import to_status
+    from reference_runtime.server.sandbox_status import to_status as sandbox_status
+
+    sandbox = svc.sandboxes.find(record.sandbox_id)
+    statuses = [to_status(svc, record)] if event_type != pb.ContainerEventType.CONTAINER_DELETED_EVENT else []
+    svc.events.publish(pb.ContainerEventResponse(
+        container_id=record.id, container_event_type=event_type, created_at=time.time_ns(),
+        pod_sandbox_status=sandbox_status(svc, sandbox) if sandbox is not None else None,
+        containers_statuses=statuses,
+    ))

@@ -1,0 +1,40 @@
+"""RemoveContainer: stop it if it runs, then remove its runtime state, root and record. Idempotent."""
+
+from __future__ import annotations
+
+import shutil
+
+from cri_api import pb
+from reference_runtime.container import rootfs
+from reference_runtime.server.container_helpers import handler_of, monitor_paths, publish
+from reference_runtime.server.container_image_volumes import unmount_image_volumes
+from reference_runtime.server.container_stop import stop_container_record
+from reference_runtime.server.service import CriService
+from reference_runtime.store.container import ContainerRecord
+
+
+def remove_container(svc: CriService, request: pb.RemoveContainerRequest) -> pb.RemoveContainerResponse:
+    record = svc.containers.find(request.container_id)
+    if record is not None:
+        remove_container_record(svc, record)
+    return pb.RemoveContainerResponse()
+
+
+def remove_container_record(svc: CriService, record: ContainerRecord) -> None:
+    stop_container_record(svc, record, timeout=0)
+    with svc.lock_for(record.id):
+        if svc.containers.find(record.id) is None:
+            return
+        runtime, monitor = svc.runtime(handler_of(svc, record))
+        runtime.delete(record.id, force=True)
+        monitor.cleanup(record.id, monitor_paths(svc, record))
+        directory = svc.layout.container_dir(record.id)
+        rootfs.unmount(directory / "rootfs")
+        unmount_image_volumes(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+        (svc.layout.state / "exits" / record.id).unlink(missing_ok=True)
+        svc.containers.delete(record.id)
+        svc.container_names.release_owner(record.id)
+        svc.stats.forget(record.id)
+    svc.object_locks.pop(record.id, None)
+    publish(svc, record, pb.ContainerEventType.CONTAINER_DELETED_EVENT)

@@ -1,0 +1,34 @@
+"""UpdateContainerResources: apply new CPU/memory limits to a running container, all or nothing.
+
+The runtime applies the new resources first; only when that worked is the bundle's spec updated,
+so ContainerStatus never reports limits the container does not have.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cri_api import pb
+from reference_runtime import errors
+from reference_runtime.container.spec import linux_resources
+from reference_runtime.server.container_helpers import handler_of, refresh, runtime_spec
+from reference_runtime.server.service import CriService
+from reference_runtime.store.container import CREATED, RUNNING
+
+
+def update_container_resources(svc: CriService,
+                               request: pb.UpdateContainerResourcesRequest) -> pb.UpdateContainerResourcesResponse:
+    record = refresh(svc, svc.containers.get(request.container_id))
+    if record.state not in (CREATED, RUNNING):
+        raise errors.FailedPrecondition(f"container {record.id} is {record.state}: its resources cannot change")
+    with svc.lock_for(record.id):
+        spec = runtime_spec(svc, record.id)
+        resources = {**spec.get("linux", {}).get("resources", {}), **linux_resources(request.linux)}
+        runtime, _ = svc.runtime(handler_of(svc, record))
+        runtime.update(record.id, resources)
+        spec.setdefault("linux", {})["resources"] = resources
+        bundle = svc.layout.container_dir(record.id) / "bundle" / "config.json"
+        temporary = bundle.with_suffix(".tmp")
+        temporary.write_text(json.dumps(spec))
+        temporary.replace(bundle)
+    return pb.UpdateContainerResourcesResponse()

@@ -1,0 +1,45 @@
+"""Start-up recovery: reload pods and containers, learn what happened while the daemon was down.
+
+Containers keep running under their monitors while the daemon is away; their exit files tell
+which ones stopped meanwhile. Names are reserved again, so nothing can be created twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from reference_runtime.server.container_create import name_key
+from reference_runtime.server.container_helpers import refresh
+from reference_runtime.server.exit_watcher import start_exit_watcher
+from reference_runtime.server.service import CriService
+from reference_runtime.store.container import ContainerRecord
+from reference_runtime.store.sandbox import SandboxRecord
+
+log = logging.getLogger("reference_runtime.recovery")
+
+
+def recover(svc: CriService) -> None:
+    svc.reaper.start()
+    svc.images.recover()
+    sandboxes = svc.sandboxes.load()
+    containers = svc.containers.load()
+    reserve_names(svc, sandboxes, containers)
+    for container in containers:
+        try:
+            refresh(svc, container)
+        except Exception:
+            log.exception("could not refresh a container's state", extra={"container": container.id})
+    svc.reaper.adopt_orphans()
+    svc.images.collect_garbage()
+    start_exit_watcher(svc, svc.stopping)
+    log.info("recovered", extra={"sandboxes": len(sandboxes), "containers": len(containers)})
+
+
+def reserve_names(svc: CriService, sandboxes: list[SandboxRecord], containers: list[ContainerRecord]) -> None:
+    by_id = {sandbox.id: sandbox for sandbox in sandboxes}
+    for sandbox in sandboxes:
+        svc.sandbox_names.reserve(sandbox.name_key, sandbox.id)
+    for container in containers:
+        sandbox = by_id.get(container.sandbox_id)
+        if sandbox is not None:
+            svc.container_names.reserve(name_key(sandbox, container.config), container.id)

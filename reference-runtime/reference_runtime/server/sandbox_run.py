@@ -1,0 +1,122 @@
+"""RunPodSandbox: network namespace, CNI, the pod's files and /dev/shm, then the pause container.
+
+Each step registers its undo before the next starts, so a failure anywhere leaves nothing behind:
+no netns, IP, mount, runc state, name reservation or record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from cri_api import pb
+from reference_runtime import errors
+from reference_runtime.container import rootfs
+from reference_runtime.container.spec import SandboxSpecInputs, sandbox_spec
+from reference_runtime.image.pull import MAX_CONFIG_BYTES
+from reference_runtime.image.registry.auth import Credentials
+from reference_runtime.network.cni import PodNetwork, PortMapping
+from reference_runtime.network.netns import create_netns, remove_netns
+from reference_runtime.sandbox.files import write_pod_files
+from reference_runtime.server.service import CriService
+from reference_runtime.store.image import ImageRecord
+from reference_runtime.store.sandbox import SandboxRecord, encode_config
+from reference_runtime.undo import Undo
+
+DEFAULT_CGROUP_PARENT = "/reference-runtime"
+PROTOCOLS = {pb.Protocol.TCP: "tcp", pb.Protocol.UDP: "udp", pb.Protocol.SCTP: "sctp"}
+
+
+def run_pod_sandbox(svc: CriService, request: pb.RunPodSandboxRequest) -> pb.RunPodSandboxResponse:
+    config = request.config
+    check_metadata(config.metadata)
+    runtime, monitor = svc.runtime(request.runtime_handler)
+    sandbox_id = uuid.uuid4().hex + uuid.uuid4().hex
+    record = SandboxRecord(id=sandbox_id, config_b64=encode_config(config), runtime_handler=runtime.handler,
+                           created_at=time.time_ns(), cgroup_parent=config.linux.cgroup_parent or DEFAULT_CGROUP_PARENT)
+    host_network = config.linux.security_context.namespace_options.network == pb.NamespaceMode.NODE
+    host_ipc = config.linux.security_context.namespace_options.ipc == pb.NamespaceMode.NODE
+    with Undo() as undo:
+        svc.sandbox_names.reserve(record.name_key, sandbox_id)
+        undo.callback(svc.sandbox_names.release_owner, sandbox_id)
+        pause = pause_image(svc)
+        directory = svc.layout.sandbox_dir(sandbox_id)
+        directory.mkdir(parents=True)
+        undo.callback(shutil.rmtree, directory, True)
+        files = write_pod_files(directory, config, host_network)
+        shm = None if host_ipc else svc.layout.shm_dir(sandbox_id)
+        if shm is not None:
+            rootfs.mount_shm(shm)
+            undo.callback(_remove_mount_dir, shm)
+        netns_path = "" if host_network else str(svc.layout.netns_path(sandbox_id))
+        if netns_path:
+            create_netns(Path(netns_path))
+            undo.callback(remove_netns, Path(netns_path))
+            pod = pod_network(record, config, netns_path)
+            status = svc.network.setup(pod)
+            undo.callback(svc.network.teardown, pod)
+            record = _with(record, netns_path=netns_path, ip=status.ip, additional_ips=status.additional_ips)
+        root = directory / "rootfs"
+        rootfs.mount_overlay(svc.images.rootfs_layers(pause), directory / "upper", directory / "work", root)
+        undo.callback(rootfs.unmount, root)
+        inputs = SandboxSpecInputs(
+            sandbox_id=sandbox_id, config=config, image_config=image_config(svc, pause), rootfs=root,
+            netns_path=netns_path, cgroup_parent=record.cgroup_parent, hostname_path=files.hostname,
+            hosts_path=files.hosts, resolv_path=files.resolv_conf, shm_path=shm,
+        )
+        paths = svc.layout.monitor_paths(directory, sandbox_id)
+        write_bundle(paths.bundle, sandbox_spec(inputs))
+        pid = monitor.create(sandbox_id, paths)
+        undo.callback(runtime.delete, sandbox_id, True)
+        undo.callback(runtime.kill, sandbox_id, 9, True)
+        runtime.start(sandbox_id)
+        svc.sandboxes.add(_with(record, pid=pid))
+        undo.pop_all()
+    return pb.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)
+
+
+def check_metadata(metadata: pb.PodSandboxMetadata) -> None:
+    for field in ("name", "uid", "namespace"):
+        if not getattr(metadata, field):
+            raise errors.InvalidArgument(f"pod sandbox metadata: {field} must be set")
+
+
+def pause_image(svc: CriService) -> ImageRecord:
+    """The pause image, pulled on first use (pulls of it share one download)."""
+    image = svc.images.resolve(svc.config.pause_image)
+    return image if image is not None else svc.images.pull(svc.config.pause_image, Credentials())
+
+
+def image_config(svc: CriService, image: ImageRecord) -> dict[str, object]:
+    config: dict[str, object] = json.loads(svc.images.content.read_bytes(image.id, MAX_CONFIG_BYTES))
+    return config
+
+
+def pod_network(record: SandboxRecord, config: pb.PodSandboxConfig, netns_path: str) -> PodNetwork:
+    ports = tuple(
+        PortMapping(PROTOCOLS.get(port.protocol, "tcp"), port.container_port, port.host_port, port.host_ip)
+        for port in config.port_mappings if port.host_port
+    )
+    metadata = config.metadata
+    return PodNetwork(sandbox_id=record.id, name=metadata.name, namespace=metadata.namespace, uid=metadata.uid,
+                      netns_path=netns_path, port_mappings=ports, cgroup_parent=record.cgroup_parent)
+
+
+def write_bundle(bundle: Path, spec: dict[str, object]) -> None:
+    bundle.mkdir(parents=True, exist_ok=True)
+    (bundle / "config.json").write_text(json.dumps(spec))
+
+
+def _remove_mount_dir(path: Path) -> None:
+    rootfs.unmount(path)
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+def _with(record: SandboxRecord, **changes: object) -> SandboxRecord:
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]

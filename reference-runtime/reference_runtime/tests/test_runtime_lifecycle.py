@@ -1,0 +1,202 @@
+"""Pods and containers through the daemon's socket: the lifecycle, its errors, and what a restart keeps."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cri_api import pb
+from cri_api.client import ImageClient, RuntimeClient
+from cri_api.errors import CRIError
+from critest.images.catalog import BUSYBOX
+from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def testbed(local_registry: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRuntimeTestbed]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with ReferenceRuntimeTestbed(tmp_path_factory.mktemp("rr"), local_registry.address) as bed:  # type: ignore[attr-defined]
+        with ImageClient.connect(bed.endpoint, timeout=60) as images:
+            images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+        yield bed
+
+
+@pytest.fixture
+def runtime(testbed: ReferenceRuntimeTestbed) -> Iterator[RuntimeClient]:
+    with RuntimeClient.connect(testbed.endpoint, timeout=60) as client:
+        yield client
+
+
+def pod_config(tmp_path: Path, **linux: object) -> pb.PodSandboxConfig:
+    name = uuid.uuid4().hex[:10]
+    return pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=f"pod-{name}", uid=name, namespace="test"),
+                               hostname=f"host-{name}", log_directory=str(tmp_path / "logs"),
+                               linux=pb.LinuxPodSandboxConfig(**linux))  # type: ignore[arg-type]
+
+
+def run_pod(runtime: RuntimeClient, config: pb.PodSandboxConfig) -> str:
+    return runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=config)).pod_sandbox_id
+
+
+def create(runtime: RuntimeClient, pod_id: str, pod: pb.PodSandboxConfig, *command: str, name: str = "c") -> str:
+    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
+                                command=list(command), log_path=f"{name}.log", linux=pb.LinuxContainerConfig())
+    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
+    return runtime.create_container(request).container_id
+
+
+def remove_pod(runtime: RuntimeClient, pod_id: str) -> None:
+    runtime.stop_pod_sandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    runtime.remove_pod_sandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+
+def container_state(runtime: RuntimeClient, container_id: str) -> pb.ContainerStatus:
+    return runtime.container_status(pb.ContainerStatusRequest(container_id=container_id)).status
+
+
+def wait_for_exit(runtime: RuntimeClient, container_id: str, timeout: float = 10) -> pb.ContainerStatus:
+    deadline = time.monotonic() + timeout
+    while (status := container_state(runtime, container_id)).state != pb.ContainerState.CONTAINER_EXITED:
+        assert time.monotonic() < deadline, "the container did not exit"
+        time.sleep(0.05)
+    return status
+
+
+def test_a_pod_with_a_container_from_start_to_removal(runtime: RuntimeClient, tmp_path: Path) -> None:
+    pod = pod_config(tmp_path)
+    pod_id = run_pod(runtime, pod)
+    try:
+        status = runtime.pod_sandbox_status(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id)).status
+        assert status.state == pb.PodSandboxState.SANDBOX_READY and status.network.ip
+        container_id = create(runtime, pod_id, pod, "sh", "-c", "echo hello; hostname; sleep 3600")
+        assert container_state(runtime, container_id).state == pb.ContainerState.CONTAINER_CREATED
+        runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+        assert container_state(runtime, container_id).state == pb.ContainerState.CONTAINER_RUNNING
+        result = runtime.exec_sync(pb.ExecSyncRequest(container_id=container_id, cmd=["sh", "-c", "echo out; exit 3"]))
+        assert (result.stdout, result.exit_code) == (b"out\n", 3)
+        if shutil.which("criu") is None:
+            checkpoint = pb.CheckpointContainerRequest(container_id=container_id, location=str(tmp_path / "c.tar"))
+            failure = call_error(lambda: runtime.checkpoint_container(checkpoint))
+            assert failure.code == grpc.StatusCode.FAILED_PRECONDITION and "CRIU" in failure.details
+        runtime.stop_container(pb.StopContainerRequest(container_id=container_id, timeout=2))
+        stopped = container_state(runtime, container_id)
+        assert stopped.state == pb.ContainerState.CONTAINER_EXITED and stopped.finished_at >= stopped.started_at
+        log = Path(stopped.log_path).read_text()
+        assert " stdout F hello\n" in log and f" stdout F {pod.hostname}\n" in log
+        runtime.remove_container(pb.RemoveContainerRequest(container_id=container_id))
+        runtime.remove_container(pb.RemoveContainerRequest(container_id=container_id))  # idempotent
+    finally:
+        remove_pod(runtime, pod_id)
+    remove_pod(runtime, pod_id)  # idempotent
+
+
+def test_exit_codes_and_reasons(runtime: RuntimeClient, tmp_path: Path) -> None:
+    pod = pod_config(tmp_path)
+    pod_id = run_pod(runtime, pod)
+    try:
+        for command, code, reason in ((("true",), 0, "Completed"), (("sh", "-c", "exit 7"), 7, "Error")):
+            container_id = create(runtime, pod_id, pod, *command, name=f"exit-{code}")
+            runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+            status = wait_for_exit(runtime, container_id)
+            assert (status.exit_code, status.reason) == (code, reason)
+    finally:
+        remove_pod(runtime, pod_id)
+
+
+def call_error(call: object) -> CRIError:
+    with pytest.raises(CRIError) as failure:
+        call()  # type: ignore[operator]
+    return failure.value
+
+
+def test_bad_requests_get_clear_codes(runtime: RuntimeClient, tmp_path: Path) -> None:
+    pod = pod_config(tmp_path)
+    assert call_error(lambda: runtime.pod_sandbox_status(pb.PodSandboxStatusRequest(pod_sandbox_id="nope"))).code \
+        == grpc.StatusCode.NOT_FOUND
+    update = pb.UpdatePodSandboxResourcesRequest(pod_sandbox_id="nope")
+    assert call_error(lambda: runtime.update_pod_sandbox_resources(update)).code == grpc.StatusCode.NOT_FOUND
+    unnamed = pb.PodSandboxConfig()
+    assert call_error(lambda: run_pod(runtime, unnamed)).code == grpc.StatusCode.INVALID_ARGUMENT
+    handler = pb.RunPodSandboxRequest(config=pod, runtime_handler="no-such-handler")
+    assert call_error(lambda: runtime.run_pod_sandbox(handler)).code == grpc.StatusCode.NOT_FOUND
+    pod_id = run_pod(runtime, pod)
+    try:
+        assert call_error(lambda: run_pod(runtime, pod)).code == grpc.StatusCode.ALREADY_EXISTS
+        missing_image = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name="x"), image=pb.ImageSpec(image="registry.k8s.io/never/pulled:1")))
+        assert call_error(lambda: runtime.create_container(missing_image)).code == grpc.StatusCode.NOT_FOUND
+        container_id = create(runtime, pod_id, pod, "sleep", "3600")
+        assert call_error(lambda: create(runtime, pod_id, pod, "sleep", "1")).code == grpc.StatusCode.ALREADY_EXISTS
+        not_running = pb.ExecSyncRequest(container_id=container_id, cmd=["true"])
+        assert call_error(lambda: runtime.exec_sync(not_running)).code == grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        remove_pod(runtime, pod_id)
+    assert runtime.list_containers(pb.ListContainersRequest()).containers == []
+
+
+def test_a_restart_keeps_running_containers_and_notices_exits(local_registry: object, tmp_path: Path) -> None:
+    bed = ReferenceRuntimeTestbed(tmp_path / "bed", local_registry.address)  # type: ignore[attr-defined]
+    with bed:
+        with ImageClient.connect(bed.endpoint, timeout=60) as images:
+            images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+        with RuntimeClient.connect(bed.endpoint, timeout=60) as runtime:
+            pod = pod_config(tmp_path)
+            pod_id = run_pod(runtime, pod)
+            sleeper = create(runtime, pod_id, pod, "sleep", "3600", name="sleeper")
+            quitter = create(runtime, pod_id, pod, "sh", "-c", "sleep 1; exit 4", name="quitter")
+            for container_id in (sleeper, quitter):
+                runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+            before = container_state(runtime, sleeper)
+        bed.kill_daemon_only(hard=True)
+        time.sleep(1.5)  # the quitter exits while the daemon is away
+        bed.start()
+        with RuntimeClient.connect(bed.endpoint, timeout=60) as runtime:
+            after = container_state(runtime, sleeper)
+            assert after.state == pb.ContainerState.CONTAINER_RUNNING and after.started_at == before.started_at
+            assert container_state(runtime, quitter).exit_code == 4
+            ready = runtime.pod_sandbox_status(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id)).status
+            assert ready.state == pb.PodSandboxState.SANDBOX_READY
+            assert call_error(lambda: run_pod(runtime, pod)).code == grpc.StatusCode.ALREADY_EXISTS
+
+
+def collect_events(runtime: RuntimeClient, seen: list[tuple[str, str]], seconds: float) -> threading.Thread:
+    def collect() -> None:
+        with contextlib.suppress(CRIError):  # the stream ends at its deadline
+            for event in runtime.get_container_events(pb.GetEventsRequest(), timeout=seconds):
+                seen.append((event.container_id, pb.ContainerEventType.Name(event.container_event_type)))
+
+    thread = threading.Thread(target=collect, daemon=True)
+    thread.start()
+    time.sleep(0.3)  # let the subscription reach the runtime
+    return thread
+
+
+def test_events_follow_the_lifecycle_and_stats_are_reported(runtime: RuntimeClient, tmp_path: Path) -> None:
+    seen: list[tuple[str, str]] = []
+    collector = collect_events(runtime, seen, seconds=6)
+    pod = pod_config(tmp_path)
+    pod_id = run_pod(runtime, pod)
+    try:
+        container_id = create(runtime, pod_id, pod, "sh", "-c", "sleep 1", name="short")
+        runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+        stats = runtime.container_stats(pb.ContainerStatsRequest(container_id=container_id)).stats
+        assert stats.attributes.id == container_id and stats.memory.working_set_bytes.value > 0
+        pod_stats = runtime.pod_sandbox_stats(pb.PodSandboxStatsRequest(pod_sandbox_id=pod_id)).stats
+        assert pod_stats.attributes.id == pod_id and pod_stats.linux.network.default_interface.name == "eth0"
+        collector.join()  # the container exits on its own meanwhile: its STOPPED event needs no query
+        mine = [kind for container, kind in seen if container == container_id]
+        assert mine == ["CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT", "CONTAINER_STOPPED_EVENT"]
+    finally:
+        remove_pod(runtime, pod_id)
