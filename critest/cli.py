@@ -7,13 +7,17 @@ that are not serial run first on N xdist workers, then the serial ones alone (as
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -30,7 +34,7 @@ from critest.report import ResultCollector, SpecResult, junit_xml
 CRITEST_VERSION = "0.1.0"
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
 NO_RUNTIME_MESSAGE = (
-    "critest: no CRI endpoint given or configured, and the bundled reference runtime does not exist yet; "
+    "critest: no CRI endpoint given or configured, and the bundled reference runtime needs root to start; "
     "pass --runtime-endpoint unix:///PATH (and --image-endpoint if the image service is elsewhere)"
 )
 BENCHMARK_MESSAGE = "critest: --benchmark: the benchmark suites do not exist yet; nothing was run"
@@ -113,20 +117,27 @@ def critest_command(runtime_endpoint: str | None, image_endpoint: str | None, ru
     if benchmark:
         raise click.ClickException(BENCHMARK_MESSAGE.removeprefix("critest: "))
     timeouts = _check_durations(runtime_service_timeout, image_service_timeout)
-    runtime, image = _resolve(runtime_endpoint, image_endpoint, config)
-    _preflight(runtime, image, timeouts)
-    pytest_options = [
+    with _target(runtime_endpoint, image_endpoint, config) as (runtime, image):
+        _preflight(runtime, image, timeouts)
+        pytest_options = _pytest_options(locals())
+        code = run(RunOptions(pytest_options, parallel, verbose, report_dir, report_prefix))
+    sys.exit(code)
+
+
+def _pytest_options(flags: dict[str, Any]) -> list[str]:
+    """The critest plugin's options, from the command's flags (and the resolved endpoints)."""
+    runtime, image, focus, skip = flags["runtime"], flags["image"], flags["focus"], flags["skip"]
+    return [
         f"--runtime-endpoint={runtime}", f"--image-endpoint={image}",
-        f"--runtime-service-timeout={runtime_service_timeout}", f"--image-service-timeout={image_service_timeout}",
-        f"--runtime-handler={runtime_handler}", f"--test-images-file={test_images_file}",
-        f"--registry-prefix={registry_prefix}", f"--nri-socket={nri_socket}",
+        f"--runtime-service-timeout={flags['runtime_service_timeout']}",
+        f"--image-service-timeout={flags['image_service_timeout']}",
+        f"--runtime-handler={flags['runtime_handler']}", f"--test-images-file={flags['test_images_file']}",
+        f"--registry-prefix={flags['registry_prefix']}", f"--nri-socket={flags['nri_socket']}",
         *(f"--critest-focus={pattern}" for pattern in focus),
         *(f"--critest-skip={pattern}" for pattern in skip),
-        *(flag for flag, on in (("--websocket-exec", websocket_exec), ("--websocket-attach", websocket_attach),
-                                ("--websocket-portforward", websocket_portforward)) if on),
+        *(f"--{name}" for name in ("websocket-exec", "websocket-attach", "websocket-portforward")
+          if flags[name.replace("-", "_")]),
     ]
-    options = RunOptions(pytest_options, parallel, verbose, report_dir, report_prefix)
-    sys.exit(run(options))
 
 
 def _check_durations(*durations: str) -> tuple[float, ...]:
@@ -136,15 +147,36 @@ def _check_durations(*durations: str) -> tuple[float, ...]:
         raise click.BadParameter(str(exc)) from None
 
 
-def _resolve(runtime_flag: str | None, image_flag: str | None, config_flag: str | None) -> tuple[str, str]:
+@contextlib.contextmanager
+def _target(runtime_flag: str | None, image_flag: str | None, config_flag: str | None) -> Iterator[tuple[str, str]]:
+    """The endpoints to test; with none given or configured, the bundled reference runtime, started and stopped here."""
     try:
         endpoints = resolve_endpoints(runtime_flag, image_flag, load_config(config_path(config_flag)))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    if not endpoints.runtime_set:
-        click.echo(NO_RUNTIME_MESSAGE, err=True)
-        sys.exit(1)
-    return endpoints.runtime, endpoints.image or endpoints.runtime
+    if endpoints.runtime_set:
+        yield endpoints.runtime, endpoints.image or endpoints.runtime
+        return
+    if os.geteuid() != 0:
+        raise click.ClickException(NO_RUNTIME_MESSAGE.removeprefix("critest: "))
+    from critest.testbed.process import TestbedError
+    from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
+
+    workdir = Path(tempfile.mkdtemp(prefix="critest-reference-runtime-"))
+    bundled = ReferenceRuntimeTestbed(workdir, registry_address=None)
+    click.echo(f"critest: no CRI endpoint given: testing the bundled reference runtime (root {bundled.root})")
+    try:
+        bundled.start()
+    except TestbedError as exc:
+        raise click.ClickException(f"cannot start the bundled reference runtime: {exc}") from None
+    try:
+        yield bundled.endpoint, bundled.endpoint
+    finally:
+        problems = bundled.stop()
+        for problem in problems:
+            click.echo(f"critest: warning: the bundled runtime left behind: {problem}", err=True)
+        if not problems:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _preflight(runtime: str, image: str, timeouts: tuple[float, ...]) -> None:

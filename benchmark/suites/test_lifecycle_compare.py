@@ -64,14 +64,18 @@ def clients(request: pytest.FixtureRequest) -> Iterator[tuple[str, RuntimeClient
 
 def one_cycle(runtime: RuntimeClient, timings: Timings) -> None:
     name = uuid.uuid4().hex[:12]
+    # What the kubelet sends for a pod without shareProcessNamespace: each container its own PID namespace.
+    namespaces = pb.NamespaceOption(pid=pb.NamespaceMode.CONTAINER)
     pod_config = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=f"bench-{name}", uid=name, namespace="benchmark"),
-        linux=pb.LinuxPodSandboxConfig(),
+        linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(namespace_options=namespaces)),
     )
     pod = timings.timed("RunPodSandbox", lambda: runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod_config)))
     pod_id = pod.pod_sandbox_id  # type: ignore[attr-defined]
+    container_linux = pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
+        namespace_options=namespaces))
     config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="sleeper"), image=pb.ImageSpec(image=BUSYBOX),
-                                command=["sleep", "3600"], linux=pb.LinuxContainerConfig())
+                                command=["sleep", "3600"], linux=container_linux)
     request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config)
     created = timings.timed("CreateContainer", lambda: runtime.create_container(request))
     container_id = created.container_id  # type: ignore[attr-defined]

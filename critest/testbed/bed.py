@@ -1,4 +1,4 @@
-"""The whole offline test bed: kit images, a local registry serving them, containerd pulling from it."""
+"""The whole offline test bed: kit images, a local registry serving them, a CRI runtime pulling from it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from critest.images.catalog import DEFAULT_CACHE_DIR
 from critest.images.push import push_all
 from critest.testbed.containerd import ContainerdTestbed, LeftoverWarning
 from critest.testbed.process import TestbedError
+from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
 from critest.testbed.registry import LocalRegistry
 
 T = TypeVar("T")
@@ -37,8 +38,16 @@ def write_critest_images_file(digests: dict[str, str], path: Path) -> Path:
     return path
 
 
+RUNTIMES: dict[str, type[ContainerdTestbed] | type[ReferenceRuntimeTestbed]] = {
+    "reference-runtime": ReferenceRuntimeTestbed,
+    "containerd": ContainerdTestbed,
+}
+
+
 class Testbed:
-    """Build (or reuse) the kit images, serve them on 127.0.0.1, and run containerd against them.
+    """Build (or reuse) the kit images, serve them on 127.0.0.1, and run a CRI runtime against them.
+
+    ``runtime`` is ``containerd`` (Debian's) or ``reference-runtime`` (ours).
 
     ``start()`` brings the parts up in order and ``stop()`` tears them down in reverse; a part
     that fails to start takes down the ones before it. ``timings`` holds seconds per step.
@@ -47,7 +56,7 @@ class Testbed:
     __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, workdir: Path, images_dir: Path | None = None, registry_port: int | None = None,
-                 report: Reporter = _quiet) -> None:
+                 report: Reporter = _quiet, runtime: str = "containerd") -> None:
         self.workdir = workdir.absolute()
         self.images_dir = Path(images_dir or DEFAULT_CACHE_DIR)
         self.registry_port = registry_port
@@ -55,15 +64,22 @@ class Testbed:
         self.images: dict[str, str] = {}
         self.timings: dict[str, float] = {}
         self.registry: LocalRegistry | None = None
-        self.containerd: ContainerdTestbed | None = None
+        if runtime not in RUNTIMES:
+            raise TestbedError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+        self.runtime_name = runtime
+        self.runtime: ContainerdTestbed | ReferenceRuntimeTestbed | None = None
         self.cleanup_problems: list[str] = []
         self._teardown = contextlib.ExitStack()
 
     @property
     def endpoint(self) -> str:
-        if self.containerd is None:
+        if self.runtime is None:
             raise TestbedError("the test bed is not started")
-        return self.containerd.endpoint
+        return self.runtime.endpoint
+
+    @property
+    def containerd(self) -> ContainerdTestbed | None:
+        return self.runtime if isinstance(self.runtime, ContainerdTestbed) else None
 
     def start(self) -> Testbed:
         with contextlib.ExitStack() as stack:
@@ -73,24 +89,24 @@ class Testbed:
             self._timed("registry", lambda: stack.enter_context(registry))
             self._timed("push", lambda: push_all(self.images_dir, registry.address))
             self.report(f"registry serving them on {registry.address}")
-            containerd = ContainerdTestbed(self.workdir / "containerd", registry.address)
-            stack.callback(self._stop_containerd, containerd)
-            self._timed("containerd", containerd.start)
-            self.report(f"containerd ready on {containerd.endpoint}")
-            self.registry, self.containerd = registry, containerd
+            runtime = RUNTIMES[self.runtime_name](self.workdir / self.runtime_name, registry.address)
+            stack.callback(self._stop_runtime, runtime)
+            self._timed(self.runtime_name, runtime.start)
+            self.report(f"{self.runtime_name} ready on {runtime.endpoint}")
+            self.registry, self.runtime = registry, runtime
             self._teardown = stack.pop_all()
         return self
 
     def stop(self) -> list[str]:
-        """Tear down in reverse order; return what containerd's clean-up could not remove."""
+        """Tear down in reverse order; return what the runtime's clean-up could not remove."""
         self._teardown.close()
         self.registry = None
-        self.containerd = None
+        self.runtime = None
         problems, self.cleanup_problems = self.cleanup_problems, []
         return problems
 
-    def _stop_containerd(self, containerd: ContainerdTestbed) -> None:
-        self.cleanup_problems += containerd.stop()
+    def _stop_runtime(self, runtime: ContainerdTestbed | ReferenceRuntimeTestbed) -> None:
+        self.cleanup_problems += runtime.stop()
 
     def _timed(self, step: str, action: Callable[[], T]) -> T:
         started = time.perf_counter()

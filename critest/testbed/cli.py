@@ -1,4 +1,4 @@
-"""The ``critest-testbed`` command: run the offline containerd test bed in the foreground."""
+"""The ``critest-testbed`` command: run the offline test bed (a registry and a CRI runtime) in the foreground."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import click
 
 from critest.images import ImagesError
 from critest.testbed import host
-from critest.testbed.bed import Testbed, write_critest_images_file
+from critest.testbed.bed import RUNTIMES, Testbed, write_critest_images_file
 from critest.testbed.containerd import check_installed
 from critest.testbed.containerd_config import MIRRORED_REGISTRIES
 from critest.testbed.process import TestbedError
@@ -41,7 +41,7 @@ class TestbedCLIError(click.ClickException):
 @click.option("-D", "--debug", is_flag=True, help="Show the traceback of unexpected errors.")
 @click.pass_context
 def testbed_cli(ctx: click.Context, debug: bool) -> None:
-    """An offline CRI test bed: Debian's containerd fed by a local image registry."""
+    """An offline CRI test bed: our reference runtime or Debian's containerd, fed by a local image registry."""
     ctx.obj = debug
 
 
@@ -55,6 +55,8 @@ def bed_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="Build cache of the image kit [default: the kit's cache]."),
         click.option("--registry-port", type=click.IntRange(1, 65535),
                      help="Port of the local registry on 127.0.0.1 [default: a free one]."),
+        click.option("--runtime", type=click.Choice(list(RUNTIMES)), default="reference-runtime", show_default=True,
+                     help="The CRI runtime to run: ours, or Debian's containerd."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -64,11 +66,12 @@ def bed_options(command: Callable[..., None]) -> Callable[..., None]:
 @testbed_cli.command("up")
 @bed_options
 @click.pass_obj
-def up_command(debug: bool, workdir: Path | None, images_dir: Path | None, registry_port: int | None) -> None:
-    """Build and push the test images, start the registry and containerd, and wait for Ctrl-C."""
+def up_command(debug: bool, workdir: Path | None, images_dir: Path | None, registry_port: int | None,
+               runtime: str) -> None:
+    """Build and push the test images, start the registry and the runtime, and wait for Ctrl-C."""
     check_can_run(registry_port)
     with _signals_raise_interrupt(), _work_directory(workdir) as directory, _errors_as_one_line(debug):
-        _run_until_interrupted(directory, images_dir, registry_port)
+        _run_until_interrupted(Testbed(directory, images_dir, registry_port, _report, runtime))
 
 
 @testbed_cli.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -76,7 +79,7 @@ def up_command(debug: bool, workdir: Path | None, images_dir: Path | None, regis
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
 def run_command(debug: bool, workdir: Path | None, images_dir: Path | None, registry_port: int | None,
-                command: tuple[str, ...]) -> None:
+                runtime: str, command: tuple[str, ...]) -> None:
     """Start the test bed, run COMMAND against it, stop the bed; exit with COMMAND's status.
 
     COMMAND sees CONTAINER_RUNTIME_ENDPOINT and IMAGE_SERVICE_ENDPOINT (so crictl and critest
@@ -89,7 +92,8 @@ def run_command(debug: bool, workdir: Path | None, images_dir: Path | None, regi
     if shutil.which(command[0]) is None:
         raise TestbedCLIError(f"command not found: {command[0]}")
     with _signals_raise_interrupt(), _work_directory(workdir) as directory, _errors_as_one_line(debug):
-        status = _run_command_on_bed(directory, images_dir, registry_port, list(command))
+        bed = Testbed(directory, images_dir, registry_port, _report_to_stderr, runtime)
+        status = _run_command_on_bed(bed, directory, list(command))
     sys.exit(status)
 
 
@@ -128,8 +132,15 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _run_until_interrupted(workdir: Path, images_dir: Path | None, registry_port: int | None) -> None:
-    bed = Testbed(workdir, images_dir, registry_port, report=lambda line: click.echo(f"{PROG}: {line}"))
+def _report(line: str) -> None:
+    click.echo(f"{PROG}: {line}")
+
+
+def _report_to_stderr(line: str) -> None:
+    click.echo(f"{PROG}: {line}", err=True)
+
+
+def _run_until_interrupted(bed: Testbed) -> None:
     try:
         bed.start()
         click.echo(ready_message(bed))
@@ -144,9 +155,7 @@ def _run_until_interrupted(workdir: Path, images_dir: Path | None, registry_port
             click.echo(f"{PROG}: warning: not cleaned up: {problem}", err=True)
 
 
-def _run_command_on_bed(workdir: Path, images_dir: Path | None, registry_port: int | None,
-                        command: list[str]) -> int:
-    bed = Testbed(workdir, images_dir, registry_port, report=lambda line: click.echo(f"{PROG}: {line}", err=True))
+def _run_command_on_bed(bed: Testbed, workdir: Path, command: list[str]) -> int:
     try:
         bed.start()
         environment = {**os.environ, **command_environment(bed, workdir)}
@@ -171,25 +180,25 @@ def command_environment(bed: Testbed, workdir: Path) -> dict[str, str]:
 
 def ready_message(bed: Testbed) -> str:
     """What to tell the user once everything answers: the endpoint and commands to paste."""
-    assert bed.registry is not None and bed.containerd is not None
-    endpoint = bed.containerd.endpoint
+    assert bed.registry is not None and bed.runtime is not None
+    endpoint = bed.runtime.endpoint
     endpoints = f"--runtime-endpoint {endpoint} --image-endpoint {endpoint}"
     timings = ", ".join(f"{step} {seconds:.1f}s" for step, seconds in bed.timings.items())
     return "\n".join([
         "",
-        f"containerd is ready ({timings}). Its CRI endpoint: {endpoint}",
+        f"{bed.runtime_name} is ready ({timings}). Its CRI endpoint: {endpoint}",
         f"Pulls from {', '.join(MIRRORED_REGISTRIES)} are served by {bed.registry.address}.",
         "",
         f"  crictl {endpoints} images",
         f"  critest {endpoints}",
         "",
-        f"Logs: {bed.containerd.log_path}. Press Ctrl-C to stop and clean up.",
+        f"Logs: {bed.runtime.log_path}. Press Ctrl-C to stop and clean up.",
     ])
 
 
 def _wait_while_running(bed: Testbed) -> None:
-    assert bed.registry is not None and bed.containerd is not None
-    daemons = {"containerd": bed.containerd.proc, "the registry": bed.registry.proc}
+    assert bed.registry is not None and bed.runtime is not None
+    daemons = {bed.runtime_name: bed.runtime.proc, "the registry": bed.registry.proc}
     while True:
         for name, proc in daemons.items():
             if proc is None or proc.poll() is not None:

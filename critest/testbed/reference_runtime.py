@@ -28,7 +28,8 @@ MAX_SOCKET_PATH = 100
 
 
 class ReferenceRuntimeTestbed:
-    """``reference-runtime`` with every upstream registry mirrored to ``registry_address``, on a private CNI bridge.
+    """``reference-runtime`` on a private CNI bridge, with every upstream registry mirrored to ``registry_address``
+    (or, without one, pulling from the real registries).
 
     ``stop()`` removes every pod through CRI, stops the daemon, and then removes whatever is left
     (containers runc still knows, mounts under the work dir, the bridge); it returns what it could not.
@@ -36,18 +37,18 @@ class ReferenceRuntimeTestbed:
 
     __test__ = False  # not a pytest test class, despite its name
 
-    def __init__(self, workdir: Path, registry_address: str, config_toml: str = "") -> None:
+    def __init__(self, workdir: Path, registry_address: str | None, config_toml: str = "") -> None:
         self.workdir = workdir.absolute()
         self.registry_address = registry_address
         self.config_toml = config_toml
         self.proc: subprocess.Popen[bytes] | None = None
         self._claim: NetworkClaim | None = None
-        # Short, so that attach socket paths (<state>/attach/<64-hex id>/attach) stay under 108 bytes.
+        # Short, so that socket paths (the CRI socket, <state>/attach/<64-hex id>/attach) stay under 108 bytes.
         self.state = Path(tempfile.mkdtemp(prefix="rrt-", dir=SHORT_STATE_PARENT))
 
     @property
     def socket(self) -> Path:
-        return self.workdir / "reference-runtime.sock"
+        return self.state / "reference-runtime.sock"
 
     @property
     def endpoint(self) -> str:
@@ -62,8 +63,9 @@ class ReferenceRuntimeTestbed:
         return self.workdir / "reference-runtime.log"
 
     def argv(self) -> list[str]:
+        mirrors = ["--registry-config-dir", str(self.workdir / "hosts")] if self.registry_address else []
         return [sys.executable, "-m", "reference_runtime", "--address", str(self.socket), "--root", str(self.root),
-                "--state", str(self.state), "--registry-config-dir", str(self.workdir / "hosts"),
+                "--state", str(self.state), *mirrors,
                 "--log-level", "debug", "--config", str(self.workdir / "config.toml"),
                 "--cni-conf-dir", str(self.workdir / "cni" / "net.d")]
 
@@ -73,7 +75,8 @@ class ReferenceRuntimeTestbed:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.state.mkdir(mode=0o711, exist_ok=True)
         (self.workdir / "config.toml").write_text(self.config_toml)
-        for path, text in registry_hosts_files(self.workdir / "hosts", self.registry_address).items():
+        hosts = registry_hosts_files(self.workdir / "hosts", self.registry_address) if self.registry_address else {}
+        for path, text in hosts.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         try:

@@ -1,8 +1,12 @@
-"""The critest command line, the spec-selection rule, image names and the JUnit shape: no runtime needed."""
+"""The critest command line, the spec-selection rule, image names and the JUnit shape (and the default target)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -41,10 +45,27 @@ def test_benchmark_is_not_there_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     assert code != 0 and "benchmark suites do not exist yet" in output
 
 
-def test_no_endpoint_names_the_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory) -> None:
+def test_no_endpoint_and_not_root_names_the_flags(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: pytest.TempPathFactory) -> None:
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
     code, output = run_critest([f"--config={tmp_path}/missing.yaml"], monkeypatch)
     assert code == 1
-    assert "reference runtime does not exist yet" in output and "--runtime-endpoint" in output
+    assert "bundled reference runtime needs root" in output and "--runtime-endpoint" in output
+
+
+@pytest.mark.root
+def test_no_endpoint_tests_the_bundled_reference_runtime(tmp_path: Path) -> None:
+    critest = Path(sys.executable).parent / "critest"
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("CONTAINER_RUNTIME_ENDPOINT", "IMAGE_SERVICE_ENDPOINT", "CRI_CONFIG_FILE")}
+    result = subprocess.run(
+        [str(critest), f"--config={tmp_path}/missing.yaml", "--focus=Runtime info", f"--report-dir={tmp_path}"],
+        capture_output=True, text=True, timeout=120, check=False, env=environment,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "testing the bundled reference runtime" in result.stdout
+    [runtime_info_row] = [line for line in result.stdout.splitlines() if line.startswith("runtime_info ")]
+    assert runtime_info_row.split()[1:3] == ["2", "0"]  # passed, failed
 
 
 def test_unusable_endpoint_fails_before_any_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:

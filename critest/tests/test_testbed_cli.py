@@ -93,20 +93,22 @@ def test_run_without_a_command_is_a_usage_error() -> None:
 
 
 @pytest.mark.root
-def test_run_points_the_command_at_the_bed_and_passes_its_status_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", ["reference-runtime", "containerd"])
+def test_run_points_the_command_at_the_bed_and_passes_its_status_on(tmp_path: Path, runtime: str) -> None:
     from critest.testbed.pytest_fixtures import require_containerd
 
     require_containerd()
     script = 'crictl version && grep -q "^testImageWithDigest: " "$CRITEST_TEST_IMAGES_FILE" && exit 7'
     critest_testbed = Path(sys.executable).parent / "critest-testbed"
     result = subprocess.run(
-        [str(critest_testbed), "run", "--workdir", str(tmp_path / "bed"), "--", "sh", "-c", script],
+        [str(critest_testbed), "run", "--runtime", runtime, "--workdir", str(tmp_path / "bed"),
+         "--", "sh", "-c", script],
         capture_output=True, text=True, timeout=300, check=False,
         env={"PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"},
     )
 
     assert result.returncode == 7, result.stdout + result.stderr
-    assert "RuntimeName:  containerd" in result.stdout
+    assert f"RuntimeName:  {runtime}" in result.stdout
     assert "not cleaned up" not in result.stderr
 
 

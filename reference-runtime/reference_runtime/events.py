@@ -19,6 +19,10 @@ class EventBus:
         self._lock = threading.Lock()
         self._subscribers: list[queue.Queue[pb.ContainerEventResponse]] = []
 
+    def has_subscribers(self) -> bool:
+        with self._lock:
+            return bool(self._subscribers)
+
     def publish(self, event: pb.ContainerEventResponse) -> None:
         with self._lock:
             subscribers = list(self._subscribers)

@@ -153,7 +153,7 @@ class ContainerSpecInputs:
     sandbox_config: pb.PodSandboxConfig
     image_config: dict[str, Any]  # the image's OCI image config JSON
     rootfs: Path  # the container's merged overlay directory
-    sandbox_pid: int  # the pause process on the host
+    sandbox_pid: int  # the pause process on the host; 0 when the pod has none (its namespaces are pinned)
     target_pid: int | None  # for NamespaceMode.TARGET: the target container's process
     netns_path: str  # "" with host network
     cgroup_parent: str  # the pod's cgroup parent
@@ -164,6 +164,7 @@ class ContainerSpecInputs:
     termination_log_path: Path | None = None  # unused: kubelet sends the termination log as a plain mount
     image_volumes: dict[str, Path] = field(default_factory=dict)  # image Volumes no CRI mount covers
     host_pid_namespace_pid: None = None
+    pod_namespaces: dict[str, str] = field(default_factory=dict)  # kind ("ipc", "uts") -> pinned path, no pause
 
 
 # --------------------------------------------------------------------------- host facts
@@ -875,18 +876,23 @@ def _pid_namespace(inputs: ContainerSpecInputs, mode: int) -> dict[str, str] | N
             raise errors.InvalidArgument("PID namespace mode TARGET needs a target container")
         return _namespace("pid", f"/proc/{inputs.target_pid}/ns/pid")
     if mode == POD:
+        if not inputs.sandbox_pid:
+            raise errors.InvalidArgument("the container asks for the pod's PID namespace; its pod does not share one")
         return _namespace("pid", f"/proc/{inputs.sandbox_pid}/ns/pid")
     raise errors.InvalidArgument(f"unknown PID namespace mode {mode}")
 
 
 def container_namespaces(inputs: ContainerSpecInputs, host_network: bool, host_ipc: bool,
                          privileged: bool) -> list[dict[str, str]]:
-    pause = f"/proc/{inputs.sandbox_pid}/ns"
+    def pod_namespace(kind: str) -> str:
+        return inputs.pod_namespaces.get(kind) or f"/proc/{inputs.sandbox_pid}/ns/{kind}"
+
     namespaces = [_namespace("mount")]
     if not host_network:
-        namespaces += [_namespace("network", inputs.netns_path or f"{pause}/net"), _namespace("uts", f"{pause}/uts")]
+        namespaces += [_namespace("network", inputs.netns_path or pod_namespace("net")),
+                       _namespace("uts", pod_namespace("uts"))]
     if not host_ipc:
-        namespaces.append(_namespace("ipc", f"{pause}/ipc"))
+        namespaces.append(_namespace("ipc", pod_namespace("ipc")))
     pid = _pid_namespace(inputs, inputs.config.linux.security_context.namespace_options.pid)
     if pid is not None:
         namespaces.append(pid)

@@ -51,7 +51,7 @@ _prepare_lock = threading.Lock()
 def create_netns(path: Path) -> None:
     """Create a network namespace and pin it at ``path`` (its directory is created if needed)."""
     path = Path(path)
-    _prepare_dir(path.parent)
+    prepare_pin_directory(path.parent)
     if netns_exists(path):
         raise errors.AlreadyExists(f"network namespace {path} already exists")
     try:
@@ -116,7 +116,7 @@ def _pin_new_netns(path: Path) -> str:
     return failures[0] if failures else ""
 
 
-def _prepare_dir(directory: Path) -> None:
+def prepare_pin_directory(directory: Path) -> None:
     """Create ``directory`` and make it a private mount, once per process (see the module docstring)."""
     directory = Path(os.path.realpath(directory))
     with _prepare_lock:

@@ -277,10 +277,10 @@ class Monitor:
         """Resize the container's terminal (conmon takes height first)."""
         self._control(container_id, paths, CTL_RESIZE, height, width)
 
-    def cleanup(self, container_id: str, paths: MonitorPaths) -> None:
+    def cleanup(self, container_id: str, paths: MonitorPaths, bundle_too: bool = True) -> None:
         """Remove what conmon and this module leave once the container is gone (not the log file: it is the
-        kubelet's)."""
-        self._remove_files(container_id, paths)
+        kubelet's). ``bundle_too=False`` leaves the files inside the bundle, for a caller deleting it whole."""
+        self._remove_files(container_id, paths, bundle_too)
 
     def _control(self, container_id: str, paths: MonitorPaths, kind: int, height: int, width: int) -> None:
         """Write one message to conmon's control fifo; non-blocking, so a dead conmon is an error, not a hang."""
@@ -298,10 +298,11 @@ class Monitor:
         finally:
             os.close(fd)
 
-    def _remove_files(self, container_id: str, paths: MonitorPaths) -> None:
-        for path in (paths.pid_file, paths.conmon_pid_file, paths.exit_dir / container_id,
-                     paths.bundle / "ctl", paths.bundle / "winsz", paths.bundle / "attach",
-                     paths.socket_dir / container_id):
+    def _remove_files(self, container_id: str, paths: MonitorPaths, bundle_too: bool = True) -> None:
+        in_bundle = (paths.pid_file, paths.conmon_pid_file, paths.bundle / "ctl", paths.bundle / "winsz",
+                     paths.bundle / "attach")
+        outside = (paths.exit_dir / container_id, paths.socket_dir / container_id)
+        for path in (*outside, *(in_bundle if bundle_too else ())):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 

@@ -1,7 +1,8 @@
-"""CreateContainer: the overlayfs root from the image, the OCI spec, and the container created under its monitor.
+"""CreateContainer: the overlayfs root from the image and the OCI spec, ready for StartContainer.
 
-The container is left in runc's "created" state: StartContainer starts it. Each step registers
-its undo, so a failure leaves no mount, runc state, name reservation or record behind.
+As in containerd, the OCI runtime sees the container only at StartContainer, which creates and
+starts it under its monitor. Each step here registers its undo, so a failure leaves no mount,
+name reservation or record behind.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from reference_runtime.container.spec import ContainerSpecInputs, container_spec
 from reference_runtime.sandbox.files import PodFiles
 from reference_runtime.server.container_helpers import publish
 from reference_runtime.server.container_image_volumes import mount_image_volumes, unmount_image_volumes
-from reference_runtime.server.sandbox_run import image_config, write_bundle
+from reference_runtime.server.sandbox_run import image_config, pinned_namespaces, write_bundle
 from reference_runtime.server.sandbox_status import is_ready
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import ContainerRecord
@@ -37,7 +38,7 @@ def create_container(svc: CriService, request: pb.CreateContainerRequest) -> pb.
     image = svc.images.resolve(config.image.image) if config.image.image else None
     if image is None:
         raise errors.NotFound(f"image {config.image.image!r} not found: pull it first")
-    runtime, monitor = svc.runtime(sandbox.runtime_handler)
+    svc.runtime(sandbox.runtime_handler)  # an unknown or missing handler fails now, not at start
     container_id = uuid.uuid4().hex + uuid.uuid4().hex
     record = ContainerRecord(
         id=container_id, sandbox_id=sandbox.id, config_b64="", image_id=image.id,
@@ -64,13 +65,7 @@ def create_container(svc: CriService, request: pb.CreateContainerRequest) -> pb.
         write_bundle(paths.bundle, spec)
         if record.log_path:
             Path(record.log_path).parent.mkdir(parents=True, exist_ok=True)
-        # Recorded before the monitor starts, so that the image cannot be collected meanwhile.
-        svc.containers.add(record)
-        undo.callback(svc.containers.delete, container_id)
-        pid = monitor.create(container_id, paths, terminal=config.tty, stdin=config.stdin,
-                             stdin_once=config.stdin_once)
-        undo.callback(runtime.delete, container_id, True)
-        record = svc.containers.update(container_id, lambda current: _with_pid(current, pid))
+        svc.containers.add(record)  # from now on the image's layers are kept for this container
         undo.pop_all()
     publish(svc, record, pb.ContainerEventType.CONTAINER_CREATED_EVENT)
     return pb.CreateContainerResponse(container_id=container_id)
@@ -88,7 +83,13 @@ def spec_inputs(svc: CriService, sandbox: SandboxRecord, request: pb.CreateConta
         netns_path=sandbox.netns_path, cgroup_parent=sandbox.cgroup_parent, hostname_path=files.hostname,
         hosts_path=files.hosts, resolv_path=files.resolv_conf, shm_path=shm if rootfs.is_mountpoint(shm) else None,
         termination_log_path=None, image_volumes={},
+        pod_namespaces=pod_namespaces(svc, sandbox),
     )
+
+
+def pod_namespaces(svc: CriService, sandbox: SandboxRecord) -> dict[str, str]:
+    """The pinned IPC and UTS namespaces of a pod without a pause container (one with joins the pause's)."""
+    return {} if sandbox.pid else {kind: str(path) for kind, path in pinned_namespaces(svc, sandbox).items()}
 
 
 def volume_layers(svc: CriService, config: pb.ContainerConfig) -> tuple[str, ...]:
@@ -118,7 +119,3 @@ def log_path(sandbox: SandboxRecord, config: pb.ContainerConfig) -> str:
 def name_key(sandbox: SandboxRecord, config: pb.ContainerConfig) -> str:
     pod = sandbox.config.metadata
     return f"{config.metadata.name}_{pod.name}_{pod.namespace}_{pod.uid}_{config.metadata.attempt}"
-
-
-def _with_pid(record: ContainerRecord, pid: int) -> ContainerRecord:
-    return dataclasses.replace(record, pid=pid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from reference_runtime.server.service import CriService
 from reference_runtime.stats.cgroups import read_cgroup
 from reference_runtime.store.container import CREATED, EXITED, RUNNING, ContainerRecord
 
+log = logging.getLogger("reference_runtime.containers")
 STATES = {CREATED: pb.ContainerState.CONTAINER_CREATED, RUNNING: pb.ContainerState.CONTAINER_RUNNING,
           EXITED: pb.ContainerState.CONTAINER_EXITED}
 
@@ -60,8 +62,19 @@ def mark_exited(svc: CriService, container_id: str, exit_code: int, finished_at:
 
     record = svc.containers.update(container_id, change)
     if noticed:
+        forget_runtime_state(svc, record)
         publish(svc, record, pb.ContainerEventType.CONTAINER_STOPPED_EVENT)
     return record
+
+
+def forget_runtime_state(svc: CriService, record: ContainerRecord) -> None:
+    """Delete the exited container from the OCI runtime now (containerd does it at stop, too): removal is then cheap."""
+    runtime, _ = svc.runtime(handler_of(svc, record))
+    try:
+        runtime.delete(record.id, force=True)
+    except errors.Error as exc:
+        log.warning("deleting an exited container from the OCI runtime", extra={"container": record.id,
+                                                                               "error": str(exc)})
 
 
 def oom_killed(svc: CriService, record: ContainerRecord) -> bool:
@@ -78,6 +91,8 @@ def publish(svc: CriService, record: ContainerRecord, event_type: int) -> None:
     from reference_runtime.server.container_status import to_status
     from reference_runtime.server.sandbox_status import to_status as sandbox_status
 
+    if not svc.events.has_subscribers():  # building the statuses costs more than the rest of a removal
+        return
     sandbox = svc.sandboxes.find(record.sandbox_id)
     statuses = [to_status(svc, record)] if event_type != pb.ContainerEventType.CONTAINER_DELETED_EVENT else []
     svc.events.publish(pb.ContainerEventResponse(

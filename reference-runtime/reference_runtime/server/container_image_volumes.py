@@ -54,6 +54,12 @@ def sub_path_inside(root: Path, sub_path: str) -> Path:
     return resolved
 
 
+def image_volume_mounts(container_dir: Path) -> tuple[str, ...]:
+    """The image volume mount points under ``container_dir``, relative to it."""
+    volumes = container_dir / VOLUMES_DIR
+    return tuple(f"{VOLUMES_DIR}/{target.name}" for target in volumes.iterdir()) if volumes.is_dir() else ()
+
+
 def unmount_image_volumes(container_dir: Path) -> None:
     volumes = container_dir / VOLUMES_DIR
     if volumes.is_dir():

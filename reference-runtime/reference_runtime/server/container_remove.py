@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 from cri_api import pb
-from reference_runtime.container import rootfs
 from reference_runtime.server.container_helpers import handler_of, monitor_paths, publish
-from reference_runtime.server.container_image_volumes import unmount_image_volumes
+from reference_runtime.server.container_image_volumes import image_volume_mounts
 from reference_runtime.server.container_stop import stop_container_record
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import ContainerRecord
@@ -25,13 +22,11 @@ def remove_container_record(svc: CriService, record: ContainerRecord) -> None:
     with svc.lock_for(record.id):
         if svc.containers.find(record.id) is None:
             return
-        runtime, monitor = svc.runtime(handler_of(svc, record))
-        runtime.delete(record.id, force=True)
-        monitor.cleanup(record.id, monitor_paths(svc, record))
+        _, monitor = svc.runtime(handler_of(svc, record))
+        # The OCI runtime's state went when the container exited; the bundle goes with the directory.
+        monitor.cleanup(record.id, monitor_paths(svc, record), bundle_too=False)
         directory = svc.layout.container_dir(record.id)
-        rootfs.unmount(directory / "rootfs")
-        unmount_image_volumes(directory)
-        shutil.rmtree(directory, ignore_errors=True)
+        svc.trash.discard(directory, mounts=("rootfs", *image_volume_mounts(directory)))
         (svc.layout.state / "exits" / record.id).unlink(missing_ok=True)
         svc.containers.delete(record.id)
         svc.container_names.release_owner(record.id)

@@ -1,4 +1,7 @@
-"""StartContainer: start a created container; anything else is FAILED_PRECONDITION."""
+"""StartContainer: create the container under its monitor and start it; only a created container can start.
+
+If the OCI runtime fails, its state is removed and the container stays created, with the error.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import time
 
 from cri_api import pb
 from reference_runtime import errors
-from reference_runtime.server.container_helpers import handler_of, publish
+from reference_runtime.server.container_helpers import handler_of, monitor_paths, publish
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import CREATED, RUNNING
 
@@ -18,9 +21,16 @@ def start_container(svc: CriService, request: pb.StartContainerRequest) -> pb.St
         record = svc.containers.get(record.id)
         if record.state != CREATED:
             raise errors.FailedPrecondition(f"container {record.id} is {record.state}, not created")
-        runtime, _ = svc.runtime(handler_of(svc, record))
-        runtime.start(record.id)
+        runtime, monitor = svc.runtime(handler_of(svc, record))
+        config = record.config
+        pid = monitor.create(record.id, monitor_paths(svc, record), terminal=config.tty, stdin=config.stdin,
+                             stdin_once=config.stdin_once)
+        try:
+            runtime.start(record.id)
+        except errors.Error:
+            runtime.delete(record.id, force=True)
+            raise
         record = svc.containers.update(
-            record.id, lambda current: dataclasses.replace(current, state=RUNNING, started_at=time.time_ns()))
+            record.id, lambda current: dataclasses.replace(current, state=RUNNING, pid=pid, started_at=time.time_ns()))
     publish(svc, record, pb.ContainerEventType.CONTAINER_STARTED_EVENT)
     return pb.StartContainerResponse()

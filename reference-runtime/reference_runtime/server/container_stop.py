@@ -9,7 +9,7 @@ from reference_runtime.container.spec import stop_signal
 from reference_runtime.server.container_helpers import handler_of, mark_exited, monitor_paths, refresh
 from reference_runtime.server.sandbox_run import image_config
 from reference_runtime.server.service import CriService
-from reference_runtime.store.container import CREATED, RUNNING, ContainerRecord
+from reference_runtime.store.container import RUNNING, ContainerRecord
 
 KILL_WAIT_SECONDS = 10.0
 
@@ -24,11 +24,11 @@ def stop_container(svc: CriService, request: pb.StopContainerRequest) -> pb.Stop
 def stop_container_record(svc: CriService, record: ContainerRecord, timeout: int) -> None:
     with svc.lock_for(record.id):
         record = refresh(svc, svc.containers.get(record.id))
-        if record.state not in (CREATED, RUNNING):
+        if record.state != RUNNING:  # a created container has no process yet: nothing to stop
             return
         runtime, monitor = svc.runtime(handler_of(svc, record))
         paths = monitor_paths(svc, record)
-        if timeout > 0 and record.state == RUNNING:
+        if timeout > 0:
             runtime.kill(record.id, container_stop_signal(svc, record))
             exit_status = monitor.wait_exit(record.id, paths, timeout)
             if exit_status is not None:

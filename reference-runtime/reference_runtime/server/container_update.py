@@ -24,8 +24,9 @@ def update_container_resources(svc: CriService,
     with svc.lock_for(record.id):
         spec = runtime_spec(svc, record.id)
         resources = {**spec.get("linux", {}).get("resources", {}), **linux_resources(request.linux)}
-        runtime, _ = svc.runtime(handler_of(svc, record))
-        runtime.update(record.id, resources)
+        if record.state == RUNNING:  # a created container gets them when it starts, from the spec
+            runtime, _ = svc.runtime(handler_of(svc, record))
+            runtime.update(record.id, resources)
         spec.setdefault("linux", {})["resources"] = resources
         bundle = svc.layout.container_dir(record.id) / "bundle" / "config.json"
         temporary = bundle.with_suffix(".tmp")

@@ -20,6 +20,7 @@ log = logging.getLogger("reference_runtime.recovery")
 
 def recover(svc: CriService) -> None:
     svc.reaper.start()
+    svc.trash.empty()
     svc.images.recover()
     sandboxes = svc.sandboxes.load()
     containers = svc.containers.load()

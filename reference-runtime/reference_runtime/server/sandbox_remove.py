@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-
 from cri_api import pb
-from reference_runtime.container import rootfs
 from reference_runtime.server import container_remove
 from reference_runtime.server.sandbox_stop import stop_sandbox
 from reference_runtime.server.service import CriService
@@ -20,12 +17,11 @@ def remove_pod_sandbox(svc: CriService, request: pb.RemovePodSandboxRequest) -> 
         if container.sandbox_id == record.id:
             container_remove.remove_container_record(svc, container)
     with svc.lock_for(record.id):
-        runtime, monitor = svc.runtime(record.runtime_handler)
-        runtime.delete(record.id, force=True)
         directory = svc.layout.sandbox_dir(record.id)
-        monitor.cleanup(record.id, svc.layout.monitor_paths(directory, record.id))
-        rootfs.unmount(directory / "rootfs")
-        shutil.rmtree(directory, ignore_errors=True)
+        if record.pid:  # the pause container's runtime state went at stop; its monitor's files go now
+            _, monitor = svc.runtime(record.runtime_handler)
+            monitor.cleanup(record.id, svc.layout.monitor_paths(directory, record.id))
+        svc.trash.discard(directory, mounts=("rootfs",) if record.pid else ())
         svc.sandboxes.delete(record.id)
         svc.sandbox_names.release_owner(record.id)
         svc.stats.forget(record.id)

@@ -17,12 +17,13 @@ from pathlib import Path
 from cri_api import pb
 from reference_runtime import errors
 from reference_runtime.container import rootfs
-from reference_runtime.container.spec import SandboxSpecInputs, sandbox_spec
+from reference_runtime.container.spec import SandboxSpecInputs, sandbox_spec, validate_sysctls
 from reference_runtime.image.pull import MAX_CONFIG_BYTES
 from reference_runtime.image.registry.auth import Credentials
 from reference_runtime.network.cni import PodNetwork, PortMapping
 from reference_runtime.network.netns import create_netns, remove_netns
-from reference_runtime.sandbox.files import write_pod_files
+from reference_runtime.sandbox.files import PodFiles, pod_hostname, write_pod_files
+from reference_runtime.sandbox.namespaces import pin_pod_namespaces, unpin_pod_namespaces
 from reference_runtime.server.service import CriService
 from reference_runtime.store.image import ImageRecord
 from reference_runtime.store.sandbox import SandboxRecord, encode_config
@@ -35,7 +36,7 @@ PROTOCOLS = {pb.Protocol.TCP: "tcp", pb.Protocol.UDP: "udp", pb.Protocol.SCTP: "
 def run_pod_sandbox(svc: CriService, request: pb.RunPodSandboxRequest) -> pb.RunPodSandboxResponse:
     config = request.config
     check_metadata(config.metadata)
-    runtime, monitor = svc.runtime(request.runtime_handler)
+    runtime, _ = svc.runtime(request.runtime_handler)
     sandbox_id = uuid.uuid4().hex + uuid.uuid4().hex
     record = SandboxRecord(id=sandbox_id, config_b64=encode_config(config), runtime_handler=runtime.handler,
                            created_at=time.time_ns(), cgroup_parent=config.linux.cgroup_parent or DEFAULT_CGROUP_PARENT)
@@ -61,23 +62,56 @@ def run_pod_sandbox(svc: CriService, request: pb.RunPodSandboxRequest) -> pb.Run
             status = svc.network.setup(pod)
             undo.callback(svc.network.teardown, pod)
             record = _with(record, netns_path=netns_path, ip=status.ip, additional_ips=status.additional_ips)
-        root = directory / "rootfs"
-        rootfs.mount_overlay(svc.images.rootfs_layers(pause), directory / "upper", directory / "work", root)
-        undo.callback(rootfs.unmount, root)
-        inputs = SandboxSpecInputs(
-            sandbox_id=sandbox_id, config=config, image_config=image_config(svc, pause), rootfs=root,
-            netns_path=netns_path, cgroup_parent=record.cgroup_parent, hostname_path=files.hostname,
-            hosts_path=files.hosts, resolv_path=files.resolv_conf, shm_path=shm,
-        )
-        paths = svc.layout.monitor_paths(directory, sandbox_id)
-        write_bundle(paths.bundle, sandbox_spec(inputs))
-        pid = monitor.create(sandbox_id, paths)
-        undo.callback(runtime.delete, sandbox_id, True)
-        undo.callback(runtime.kill, sandbox_id, 9, True)
-        runtime.start(sandbox_id)
-        svc.sandboxes.add(_with(record, pid=pid))
+        if needs_pause_container(config):
+            pid = start_pause_container(svc, undo, record, pause, files, shm)
+            record = _with(record, pid=pid)
+        else:
+            pins = namespace_pins(svc, sandbox_id, host_network, host_ipc)
+            sysctls = validate_sysctls(dict(config.linux.sysctls), host_network, host_ipc)
+            pin_pod_namespaces(pins, pod_hostname(config), sysctls, record.netns_path)
+            undo.callback(unpin_pod_namespaces, pins)
+        svc.sandboxes.add(record)
         undo.pop_all()
     return pb.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)
+
+
+def needs_pause_container(config: pb.PodSandboxConfig) -> bool:
+    """Only a pod whose containers share one PID namespace needs a process: that namespace's init."""
+    return config.linux.security_context.namespace_options.pid == pb.NamespaceMode.POD
+
+
+def namespace_pins(svc: CriService, sandbox_id: str, host_network: bool, host_ipc: bool) -> dict[str, Path]:
+    """Where a pod without a pause container keeps its IPC and UTS namespaces (host ones are not pinned)."""
+    kinds = [kind for kind, host in (("ipc", host_ipc), ("uts", host_network)) if not host]
+    return {kind: svc.layout.state / "ns" / f"{sandbox_id}.{kind}" for kind in kinds}
+
+
+def pinned_namespaces(svc: CriService, record: SandboxRecord) -> dict[str, Path]:
+    options = record.config.linux.security_context.namespace_options
+    return namespace_pins(svc, record.id, options.network == pb.NamespaceMode.NODE,
+                          options.ipc == pb.NamespaceMode.NODE)
+
+
+def start_pause_container(svc: CriService, undo: Undo, record: SandboxRecord, pause: ImageRecord, files: PodFiles,
+                          shm: Path | None) -> int:
+    """Start the pod's pause container (its namespaces' holder) and return its pid."""
+    runtime, monitor = svc.runtime(record.runtime_handler)
+    directory = svc.layout.sandbox_dir(record.id)
+    root = directory / "rootfs"
+    rootfs.mount_overlay(svc.images.rootfs_layers(pause), directory / "upper", directory / "work", root)
+    undo.callback(rootfs.unmount, root)
+    inputs = SandboxSpecInputs(
+        sandbox_id=record.id, config=record.config, image_config=image_config(svc, pause), rootfs=root,
+        netns_path=record.netns_path, cgroup_parent=record.cgroup_parent, hostname_path=files.hostname,
+        hosts_path=files.hosts, resolv_path=files.resolv_conf, shm_path=shm,
+    )
+    paths = svc.layout.monitor_paths(directory, record.id)
+    write_bundle(paths.bundle, sandbox_spec(inputs))
+    pid = monitor.create(record.id, paths)
+    undo.callback(runtime.delete, record.id, True)
+    undo.callback(runtime.kill, record.id, 9, True)
+    runtime.start(record.id)
+    return pid
 
 
 def check_metadata(metadata: pb.PodSandboxMetadata) -> None:

@@ -16,9 +16,11 @@ def pod_sandbox_status(svc: CriService, request: pb.PodSandboxStatusRequest) -> 
 
 
 def is_ready(svc: CriService, record: SandboxRecord) -> bool:
-    """Ready while recorded so and its pause process has not exited (an exit file says it has)."""
+    """Ready while recorded so and, if it has a pause process, that has not exited (an exit file says it has)."""
     if record.state != READY:
         return False
+    if not record.pid:  # no pause container: its namespaces are pinned, nothing can die
+        return True
     _, monitor = svc.runtime(record.runtime_handler)
     paths = svc.layout.monitor_paths(svc.layout.sandbox_dir(record.id), record.id)
     return monitor.exit_status(record.id, paths) is None

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from cri_api import pb
 from reference_runtime.network.netns import remove_netns
+from reference_runtime.sandbox.namespaces import unpin_pod_namespaces
 from reference_runtime.server import container_stop
-from reference_runtime.server.sandbox_run import _remove_mount_dir, pod_network
+from reference_runtime.server.sandbox_run import _remove_mount_dir, pinned_namespaces, pod_network
 from reference_runtime.server.service import CriService
 from reference_runtime.store.sandbox import NOT_READY, SandboxRecord
 
@@ -29,16 +30,24 @@ def stop_sandbox(svc: CriService, record: SandboxRecord) -> None:
             container_stop.stop_container_record(svc, container, timeout=0)
     with svc.lock_for(record.id):
         record = svc.sandboxes.get(record.id)
-        runtime, monitor = svc.runtime(record.runtime_handler)
-        state = runtime.state(record.id)
-        if state is not None and state.status in ("created", "running", "paused"):
-            runtime.kill(record.id, 9, all_processes=True)
-            directory = svc.layout.sandbox_dir(record.id)
-            monitor.wait_exit(record.id, svc.layout.monitor_paths(directory, record.id),
-                              PAUSE_STOP_TIMEOUT_SECONDS)
+        if record.state == NOT_READY:  # stopped before, every step done (the state is recorded last)
+            return
+        if record.pid:
+            stop_pause_container(svc, record)
+        else:
+            unpin_pod_namespaces(pinned_namespaces(svc, record))
         if record.netns_path:
             svc.network.teardown(pod_network(record, record.config, record.netns_path))
             remove_netns(Path(record.netns_path))
         _remove_mount_dir(svc.layout.shm_dir(record.id))
-        if record.state != NOT_READY:
-            svc.sandboxes.update(record.id, lambda current: dataclasses.replace(current, state=NOT_READY))
+        # Recorded last: a stop that failed halfway is retried in full.
+        svc.sandboxes.update(record.id, lambda current: dataclasses.replace(current, state=NOT_READY))
+
+
+def stop_pause_container(svc: CriService, record: SandboxRecord) -> None:
+    runtime, monitor = svc.runtime(record.runtime_handler)
+    paths = svc.layout.monitor_paths(svc.layout.sandbox_dir(record.id), record.id)
+    if monitor.exit_status(record.id, paths) is None:
+        runtime.kill(record.id, 9, all_processes=True)
+        monitor.wait_exit(record.id, paths, PAUSE_STOP_TIMEOUT_SECONDS)
+    runtime.delete(record.id, force=True)

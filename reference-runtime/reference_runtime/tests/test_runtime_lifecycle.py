@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import threading
@@ -51,8 +52,11 @@ def run_pod(runtime: RuntimeClient, config: pb.PodSandboxConfig) -> str:
 
 
 def create(runtime: RuntimeClient, pod_id: str, pod: pb.PodSandboxConfig, *command: str, name: str = "c") -> str:
+    # Each container's PID namespace mode follows its pod's, as the kubelet sends them.
+    namespaces = pb.NamespaceOption(pid=pod.linux.security_context.namespace_options.pid)
+    linux = pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(namespace_options=namespaces))
     config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
-                                command=list(command), log_path=f"{name}.log", linux=pb.LinuxContainerConfig())
+                                command=list(command), log_path=f"{name}.log", linux=linux)
     request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
     return runtime.create_container(request).container_id
 
@@ -200,3 +204,57 @@ def test_events_follow_the_lifecycle_and_stats_are_reported(runtime: RuntimeClie
         assert mine == ["CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT", "CONTAINER_STOPPED_EVENT"]
     finally:
         remove_pod(runtime, pod_id)
+
+
+def test_a_pod_without_a_shared_pid_namespace_needs_no_pause_process(runtime: RuntimeClient, tmp_path: Path,
+                                                                      testbed: ReferenceRuntimeTestbed) -> None:
+    namespaces = pb.NamespaceOption(pid=pb.NamespaceMode.CONTAINER)
+    pod = pod_config(tmp_path, security_context=pb.LinuxSandboxSecurityContext(namespace_options=namespaces),
+                     sysctls={"net.ipv4.ip_unprivileged_port_start": "77", "kernel.shmmni": "1234"})
+    pod_id = run_pod(runtime, pod)
+    pins = [testbed.state / "ns" / f"{pod_id}.{kind}" for kind in ("ipc", "uts")]
+    try:
+        status = runtime.pod_sandbox_status(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=True))
+        assert json.loads(status.info["info"])["pid"] == 0 and all(pin.exists() for pin in pins)
+        script = "hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni; sleep 3600"
+        first = create(runtime, pod_id, pod, "sh", "-c", script, name="first")
+        second = create(runtime, pod_id, pod, "sleep", "3600", name="second")
+        for container_id in (first, second):
+            runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+        links = ["sh", "-c", "for kind in ipc uts pid; do readlink /proc/self/ns/$kind; done"]
+        first_ns, second_ns = (runtime.exec_sync(pb.ExecSyncRequest(container_id=container_id, cmd=links)).stdout
+                               .decode().split() for container_id in (first, second))
+        host_ns = [os.readlink(f"/proc/self/ns/{kind}") for kind in ("ipc", "uts", "pid")]
+        assert first_ns[:2] == second_ns[:2], "the pod's containers do not share IPC and UTS namespaces"
+        assert first_ns[2] != second_ns[2], "containers of a pod without a shared PID namespace share one"
+        assert not set(first_ns) & set(host_ns), "a container is in a host namespace"
+        time.sleep(0.3)
+        log = Path(container_state(runtime, first).log_path).read_text()
+        assert f" stdout F {pod.hostname}\n" in log and " stdout F 77\n" in log and " stdout F 1234\n" in log
+    finally:
+        remove_pod(runtime, pod_id)
+    assert not any(pin.exists() for pin in pins)
+
+
+def test_an_image_in_use_cannot_disappear_under_its_container(runtime: RuntimeClient, tmp_path: Path,
+                                                              testbed: ReferenceRuntimeTestbed) -> None:
+    layered = "gcr.io/k8s-staging-cri-tools/test-image-2:latest"
+    with ImageClient.connect(testbed.endpoint, timeout=60) as images:
+        image_id = images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=layered))).image_ref
+        pod = pod_config(tmp_path)
+        pod_id = run_pod(runtime, pod)
+        try:
+            config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="user"), image=pb.ImageSpec(image=layered),
+                                        command=["sleep", "3600"], linux=pb.LinuxContainerConfig())
+            request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
+            container_id = runtime.create_container(request).container_id
+            images.remove_image(pb.RemoveImageRequest(image=pb.ImageSpec(image=layered)))
+            assert not images.image_status(pb.ImageStatusRequest(image=pb.ImageSpec(image=image_id))).HasField("image")
+            runtime.start_container(pb.StartContainerRequest(container_id=container_id))  # its layers are still there
+            marker = runtime.exec_sync(pb.ExecSyncRequest(container_id=container_id, cmd=["ls", "/"]))
+            assert b"test-image-2" in marker.stdout
+        finally:
+            remove_pod(runtime, pod_id)
+    snapshots = testbed.root / "snapshots"
+    layer_dirs = [entry for entry in snapshots.iterdir() if (entry / "fs" / "test-image-2").exists()]
+    assert layer_dirs == [], "the image's own layer outlived both the image and its container"

@@ -1,0 +1,65 @@
+"""Deleting a removed object's directory off the RPC's path: renamed into the trash at once, emptied behind.
+
+A rename is atomic and cheap, so RemoveContainer and RemovePodSandbox answer without waiting for a
+tree of files to be unlinked; the CRI allows disk clean-up to finish later. Whatever a crash left
+in the trash is emptied at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+
+from reference_runtime.container.rootfs import unmount
+
+log = logging.getLogger("reference_runtime.trash")
+
+
+class Trash:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def empty(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def discard(self, path: Path, mounts: tuple[str, ...] = ()) -> None:
+        """Make ``path`` disappear now and its contents soon; a missing path is fine.
+
+        ``mounts`` (relative to ``path``) are unmounted first, behind. If anything is still mounted
+        under it then, the tree is left alone: deleting through a mount would delete what the mount
+        shows (an image's layers, a host directory).
+        """
+        target = self.directory / uuid.uuid4().hex
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return
+        except OSError as exc:  # not on the trash's file system: delete in place
+            log.warning("cannot move into the trash; deleting in place", extra={"path": str(path), "error": str(exc)})
+            _delete(path, mounts)
+            return
+        threading.Thread(target=_delete, args=(target, mounts), name="trash", daemon=True).start()
+
+
+def _delete(path: Path, mounts: tuple[str, ...]) -> None:
+    for mount in mounts:
+        unmount(path / mount)
+    if _mounts_under(path):
+        log.error("not deleting a directory with mounts under it", extra={"path": str(path)})
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _mounts_under(path: Path) -> bool:
+    prefix = os.fsencode(path)
+    with open("/proc/self/mountinfo", "rb") as mountinfo:
+        for line in mountinfo:
+            mount_point = line.split(b" ", 5)[4]
+            if mount_point == prefix or mount_point.startswith(prefix + b"/"):
+                return True
+    return False
