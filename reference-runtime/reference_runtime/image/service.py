@@ -97,6 +97,10 @@ class ImageService:
         sandbox = ImageReference.parse(self.config.pause_image)
         return str(sandbox) in image.references
 
+    def referenced_layers(self) -> set[str]:
+        """The layers some image still names."""
+        return {diff_id for image in self.store.list() for diff_id in image.diff_ids}
+
     def usage(self) -> Usage:
         return self.snapshots.usage()
 

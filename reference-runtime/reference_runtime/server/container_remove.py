@@ -32,4 +32,6 @@ def remove_container_record(svc: CriService, record: ContainerRecord) -> None:
         svc.container_names.release_owner(record.id)
         svc.stats.forget(record.id)
     svc.object_locks.pop(record.id, None)
+    if set(record.layers) - svc.images.referenced_layers():
+        svc.images.collect_garbage()  # the container held the last use of an image removed meanwhile
     publish(svc, record, pb.ContainerEventType.CONTAINER_DELETED_EVENT)
