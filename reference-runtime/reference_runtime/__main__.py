@@ -74,6 +74,7 @@ def serve(config: DaemonConfig) -> None:
     stop.wait()
     log.info("shutting down")
     svc.stopping.set()
+    svc.streaming.stop()
     server.stop(SHUTDOWN_GRACE_SECONDS).wait()
     config.socket_path.unlink(missing_ok=True)
 

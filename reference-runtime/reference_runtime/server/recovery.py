@@ -33,6 +33,7 @@ def recover(svc: CriService) -> None:
     svc.reaper.adopt_orphans()
     svc.images.collect_garbage()
     start_exit_watcher(svc, svc.stopping)
+    svc.streaming.start()
     log.info("recovered", extra={"sandboxes": len(sandboxes), "containers": len(containers)})
 
 

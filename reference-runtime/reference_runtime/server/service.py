@@ -19,6 +19,7 @@ from reference_runtime.store.container import ContainerRecord, container_store
 from reference_runtime.store.names import NameIndex
 from reference_runtime.store.records import RecordStore
 from reference_runtime.store.sandbox import SandboxRecord, sandbox_store
+from reference_runtime.streaming.server import StreamingServer
 from reference_runtime.trash import Trash
 
 
@@ -69,6 +70,7 @@ class CriService:
         self.events = EventBus()
         self.stats = StatsCollector()
         self.trash = Trash(self.layout.root / "trash")
+        self.streaming = StreamingServer(config.stream_address, config.stream_port)
         self.reaper = Reaper()
         self.network = CniManager(Path(config.cni_conf_dir), [Path(p) for p in config.cni_bin_dir.split(":") if p],
                                   self.layout.state / "cni-cache")

@@ -17,9 +17,11 @@ from google.protobuf.message import Message
 from cri_api.runtime.v1 import api_pb2_grpc as pb_grpc
 from reference_runtime import errors
 from reference_runtime.server import (
+    container_attach,
     container_checkpoint,
     container_create,
     container_events,
+    container_exec,
     container_execsync,
     container_list,
     container_log_reopen,
@@ -39,6 +41,7 @@ from reference_runtime.server import (
     metrics,
     runtime_config,
     sandbox_list,
+    sandbox_portforward,
     sandbox_remove,
     sandbox_run,
     sandbox_stats,
@@ -142,6 +145,9 @@ class RuntimeServicer(_Servicer, pb_grpc.RuntimeServiceServicer):
     StreamPodSandboxMetrics = rpc_stream(metrics.stream_pod_sandbox_metrics)
     UpdatePodSandboxResources = rpc(sandbox_update.update_pod_sandbox_resources)
     CheckpointContainer = rpc(container_checkpoint.checkpoint_container)
+    Exec = rpc(container_exec.exec_)
+    Attach = rpc(container_attach.attach)
+    PortForward = rpc(sandbox_portforward.port_forward)
 
 
 class ImageServicer(_Servicer, pb_grpc.ImageServiceServicer):

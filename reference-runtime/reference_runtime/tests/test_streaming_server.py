@@ -1,0 +1,104 @@
+"""Exec, Attach and PortForward URLs: request validation, and tokens that are single-use, short-lived and bounded."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cri_api import pb
+from cri_api.client import ImageClient, RuntimeClient
+from cri_api.errors import CRIError
+from critest.images.catalog import BUSYBOX
+from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
+from reference_runtime import errors
+from reference_runtime.streaming.tokens import TokenCache
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_token_is_good_once_for_its_kind_only() -> None:
+    tokens = TokenCache()
+    token = tokens.issue("exec", "request")
+    assert tokens.redeem("attach", token) is None
+    assert tokens.redeem("exec", token) is not None
+    assert tokens.redeem("exec", token) is None
+
+
+def test_tokens_expire_and_are_bounded() -> None:
+    tokens = TokenCache(ttl=0.05, limit=2)
+    first = tokens.issue("exec", 1)
+    tokens.issue("exec", 2)
+    with pytest.raises(errors.ResourceExhausted, match="the limit is 2"):
+        tokens.issue("exec", 3)
+    time.sleep(0.1)
+    assert tokens.redeem("exec", first) is None
+    tokens.issue("exec", 4)  # the expired ones no longer count
+
+
+@pytest.fixture(scope="module")
+def running(local_registry: object,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RuntimeClient, str, str]]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with ReferenceRuntimeTestbed(tmp_path_factory.mktemp("rr"), local_registry.address) as bed:  # type: ignore[attr-defined]
+        with ImageClient.connect(bed.endpoint, timeout=60) as images:
+            images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+        with RuntimeClient.connect(bed.endpoint, timeout=60) as runtime:
+            name = uuid.uuid4().hex[:10]
+            pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="streaming"))
+            pod_id = runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod)).pod_sandbox_id
+            config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=BUSYBOX),
+                                        command=["sleep", "3600"])
+            request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
+            container_id = runtime.create_container(request).container_id
+            runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+            yield runtime, pod_id, container_id
+
+
+def code_of(call: object) -> grpc.StatusCode:
+    with pytest.raises(CRIError) as failure:
+        call()  # type: ignore[operator]
+    return failure.value.code
+
+
+def test_exec_requests_are_validated(running: tuple[RuntimeClient, str, str]) -> None:
+    runtime, _, container_id = running
+    cases = {
+        "no stream": pb.ExecRequest(container_id=container_id, cmd=["true"]),
+        "tty and stderr": pb.ExecRequest(container_id=container_id, cmd=["true"], tty=True, stdout=True, stderr=True),
+        "no command": pb.ExecRequest(container_id=container_id, stdout=True),
+    }
+    for case, request in cases.items():
+        assert code_of(lambda request=request: runtime.exec(request)) == grpc.StatusCode.INVALID_ARGUMENT, case
+    unknown = pb.ExecRequest(container_id="no-such-container", cmd=["true"], stdout=True)
+    assert code_of(lambda: runtime.exec(unknown)) == grpc.StatusCode.NOT_FOUND
+    unknown_pod = pb.PortForwardRequest(pod_sandbox_id="no-such-pod", port=[80])
+    assert code_of(lambda: runtime.port_forward(unknown_pod)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_stream_url_is_absolute_and_single_use(running: tuple[RuntimeClient, str, str], tmp_path: Path) -> None:
+    runtime, pod_id, container_id = running
+    urls = [
+        runtime.exec(pb.ExecRequest(container_id=container_id, cmd=["true"], stdout=True)).url,
+        runtime.attach(pb.AttachRequest(container_id=container_id, stdout=True)).url,
+        runtime.port_forward(pb.PortForwardRequest(pod_sandbox_id=pod_id, port=[80])).url,
+    ]
+    for url, kind in zip(urls, ("exec", "attach", "portforward"), strict=True):
+        assert url.startswith("http://127.0.0.1:") and f"/{kind}/" in url
+        assert status_of(url) != 404
+        assert status_of(url) == 404  # used
+    assert status_of(urls[0].rsplit("/", 1)[0] + "/not-a-token") == 404
