@@ -1,4 +1,7 @@
-"""RunPodSandbox: network namespace, CNI, the pod's files and /dev/shm, then the pause container.
+"""RunPodSandbox: network namespace, CNI, the pod's files and /dev/shm, then the pod's other namespaces.
+
+Those are held by a pause container when the pod's containers share a PID namespace, and pinned
+by bind mounts otherwise (see ``sandbox.namespaces``).
 
 Each step registers its undo before the next starts, so a failure anywhere leaves nothing behind:
 no netns, IP, mount, runc state, name reservation or record.
@@ -53,7 +56,7 @@ def run_pod_sandbox(svc: CriService, request: pb.RunPodSandboxRequest) -> pb.Run
         shm = None if host_ipc else svc.layout.shm_dir(sandbox_id)
         if shm is not None:
             rootfs.mount_shm(shm)
-            undo.callback(_remove_mount_dir, shm)
+            undo.callback(remove_mount_dir, shm)
         netns_path = "" if host_network else str(svc.layout.netns_path(sandbox_id))
         if netns_path:
             create_netns(Path(netns_path))
@@ -146,7 +149,7 @@ def write_bundle(bundle: Path, spec: dict[str, object]) -> None:
     (bundle / "config.json").write_text(json.dumps(spec))
 
 
-def _remove_mount_dir(path: Path) -> None:
+def remove_mount_dir(path: Path) -> None:
     rootfs.unmount(path)
     with contextlib.suppress(OSError):
         path.rmdir()

@@ -9,7 +9,7 @@ from cri_api import pb
 from reference_runtime.network.netns import remove_netns
 from reference_runtime.sandbox.namespaces import unpin_pod_namespaces
 from reference_runtime.server import container_stop
-from reference_runtime.server.sandbox_run import _remove_mount_dir, pinned_namespaces, pod_network
+from reference_runtime.server.sandbox_run import pinned_namespaces, pod_network, remove_mount_dir
 from reference_runtime.server.service import CriService
 from reference_runtime.store.sandbox import NOT_READY, SandboxRecord
 
@@ -39,7 +39,7 @@ def stop_sandbox(svc: CriService, record: SandboxRecord) -> None:
         if record.netns_path:
             svc.network.teardown(pod_network(record, record.config, record.netns_path))
             remove_netns(Path(record.netns_path))
-        _remove_mount_dir(svc.layout.shm_dir(record.id))
+        remove_mount_dir(svc.layout.shm_dir(record.id))
         # Recorded last: a stop that failed halfway is retried in full.
         svc.sandboxes.update(record.id, lambda current: dataclasses.replace(current, state=NOT_READY))
 
