@@ -37,14 +37,13 @@ NO_RUNTIME_MESSAGE = (
     "critest: no CRI endpoint given or configured, and the bundled reference runtime needs root to start; "
     "pass --runtime-endpoint unix:///PATH (and --image-endpoint if the image service is elsewhere)"
 )
-BENCHMARK_MESSAGE = "critest: --benchmark: the benchmark suites do not exist yet; nothing was run"
 # pytest exit codes that say nothing failed: all passed, or nothing selected.
 CLEAN_PYTEST_EXITS = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 VALUE_FLAGS = (
     "runtime-endpoint", "image-endpoint", "runtime-service-timeout", "image-service-timeout", "runtime-handler",
     "config", "test-images-file", "registry-prefix", "nri-socket", "report-dir", "report-prefix", "parallel",
-    "ginkgo.focus", "ginkgo.skip", "focus", "skip",
+    "ginkgo.focus", "ginkgo.skip", "focus", "skip", "benchmarking-output-dir",
 )
 BOOL_FLAGS = ("websocket-exec", "websocket-attach", "websocket-portforward", "benchmark", "version", "ginkgo.v")
 
@@ -74,6 +73,8 @@ class RunOptions:
     verbose: bool
     report_dir: str
     report_prefix: str
+    benchmark: bool = False
+    benchmark_output_dir: str = ""
 
 
 @click.command("critest", context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,7 +102,9 @@ class RunOptions:
               help="Run only specs whose full name matches (repeatable).")
 @click.option("--ginkgo.skip", "--skip", "skip", multiple=True, metavar="REGEX",
               help="Skip specs whose full name matches (repeatable).")
-@click.option("--benchmark", is_flag=True, help="Run the benchmark suites instead of validation.")
+@click.option("--benchmark", is_flag=True, help="Run the benchmark specs instead of validation (always serial).")
+@click.option("--benchmarking-output-dir", default="", metavar="DIR",
+              help="With --benchmark: write pytest-benchmark's JSON (every round, per-operation medians) here.")
 @click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
 @click.option("-v", "--ginkgo.v", "verbose", is_flag=True, help="Show each spec as it finishes.")
 def critest_command(runtime_endpoint: str | None, image_endpoint: str | None, runtime_service_timeout: str,
@@ -109,18 +112,18 @@ def critest_command(runtime_endpoint: str | None, image_endpoint: str | None, ru
                     registry_prefix: str, websocket_exec: bool, websocket_attach: bool,
                     websocket_portforward: bool, nri_socket: str, report_dir: str, report_prefix: str,
                     parallel: int, focus: tuple[str, ...], skip: tuple[str, ...], benchmark: bool,
-                    show_version: bool, verbose: bool) -> None:
+                    benchmarking_output_dir: str, show_version: bool, verbose: bool) -> None:
     """Validate a CRI runtime against the upstream critest conformance specs."""
     click.echo(f"critest version: {CRITEST_VERSION}")
     if show_version:
         return
-    if benchmark:
-        raise click.ClickException(BENCHMARK_MESSAGE.removeprefix("critest: "))
     timeouts = _check_durations(runtime_service_timeout, image_service_timeout)
     with _target(runtime_endpoint, image_endpoint, config) as (runtime, image):
         _preflight(runtime, image, timeouts)
         pytest_options = _pytest_options(locals())
-        code = run(RunOptions(pytest_options, parallel, verbose, report_dir, report_prefix))
+        options = RunOptions(pytest_options, 1 if benchmark else parallel, verbose, report_dir, report_prefix,
+                             benchmark, benchmarking_output_dir)
+        code = run(options)
     sys.exit(code)
 
 
@@ -194,9 +197,11 @@ def pytest_args(options: RunOptions, phase: str) -> list[str]:
     rootdir = Path(critest.__file__).resolve().parent.parent
     args = [
         "-c", os.devnull, f"--rootdir={rootdir}", "-p", "critest.plugin", "-p", "no:cacheprovider",
-        "-p", "no:benchmark", "--tb=short", "-r", "fE", "-v" if options.verbose else "-q",
-        *options.pytest_options,
+        "--tb=short", "-r", "fE", "-v" if options.verbose else "-q", *options.pytest_options,
     ]
+    if options.benchmark:
+        return [*args, *benchmark_args(options), "-p", "no:xdist", "--pyargs", "benchmark.specs"]
+    args += ["-p", "no:benchmark"]
     if phase == "parallel":
         args += ["-n", str(options.parallel), "-m", "not serial"]
     elif phase == "serial":
@@ -206,6 +211,15 @@ def pytest_args(options: RunOptions, phase: str) -> list[str]:
     return [*args, "--pyargs", "critest.suites"]
 
 
+def benchmark_args(options: RunOptions) -> list[str]:
+    """pytest-benchmark's settings: one table of every spec, and the JSON with every round if asked for."""
+    args = ["--benchmark-only", "--benchmark-sort=name", "--benchmark-columns=min,median,mean,max,stddev,rounds"]
+    if options.benchmark_output_dir:
+        Path(options.benchmark_output_dir).mkdir(parents=True, exist_ok=True)
+        args.append(f"--benchmark-json={Path(options.benchmark_output_dir) / 'benchmark.json'}")
+    return args
+
+
 def run(options: RunOptions) -> int:
     """Run every phase, then report; 0 only when no spec failed."""
     started = time.monotonic()
@@ -213,7 +227,7 @@ def run(options: RunOptions) -> int:
     phases = ["parallel", "serial"] if options.parallel > 1 else ["all"]
     exit_codes = [pytest.main(pytest_args(options, phase), plugins=[collector]) for phase in phases]
     results = collector.sorted_results()
-    junit_path = write_junit(results, options.report_dir, options.report_prefix)
+    junit_path = write_junit(results, options.report_dir, options.report_prefix, options.benchmark)
     click.echo(summary(results, junit_path, time.monotonic() - started))
     clean = all(code in CLEAN_PYTEST_EXITS for code in exit_codes)
     if collector.any_failed or not clean:
@@ -221,13 +235,14 @@ def run(options: RunOptions) -> int:
     return 0
 
 
-def write_junit(results: list[SpecResult], report_dir: str, report_prefix: str) -> Path | None:
+def write_junit(results: list[SpecResult], report_dir: str, report_prefix: str, benchmark: bool = False) -> Path | None:
     if not report_dir:
         return None
     name = f"junit_{report_prefix}.xml" if report_prefix else "junit.xml"
     path = Path(report_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(junit_xml(results))
+    # A validation run lists the benchmark specs as skipped, as upstream's JUnit does; a benchmark run does not.
+    path.write_text(junit_xml(results, filtered_names=() if benchmark else c.BENCHMARK_SPEC_NAMES))
     return path
 
 

@@ -40,9 +40,30 @@ def test_version(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run_critest(["-version"], monkeypatch) == (0, f"critest version: {cli.CRITEST_VERSION}\n")
 
 
-def test_benchmark_is_not_there_yet(monkeypatch: pytest.MonkeyPatch) -> None:
-    code, output = run_critest(["--benchmark"], monkeypatch)
-    assert code != 0 and "benchmark suites do not exist yet" in output
+@pytest.mark.root
+def test_benchmark_runs_the_five_benchmark_specs(reference_runtime_testbed: object, test_images_dir: Path,
+                                                 tmp_path: Path) -> None:
+    import json
+
+    from critest.testbed.bed import write_critest_images_file
+
+    digests = json.loads((test_images_dir / "images.json").read_text())
+    images_file = write_critest_images_file(digests, tmp_path / "images.yaml")
+    critest = Path(sys.executable).parent / "critest"
+    result = subprocess.run(
+        [str(critest), "--benchmark", f"--runtime-endpoint={reference_runtime_testbed.endpoint}",  # type: ignore[attr-defined]
+         f"--test-images-file={images_file}", f"--benchmarking-output-dir={tmp_path / 'bench'}",
+         f"--report-dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    report = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    assert len(report["benchmarks"]) == len(c.BENCHMARK_SPEC_NAMES)
+    lifecycle = next(bench for bench in report["benchmarks"] if bench["name"] == "test_pod_lifecycle")
+    assert lifecycle["extra_info"]["RunPodSandbox median ms"] > 0
+    passed = [case.get("name") for case in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
+              if case.get("status") == "passed"]
+    assert sorted(passed) == sorted(c.JUNIT_CASE_PREFIX + name for name in c.BENCHMARK_SPEC_NAMES)
 
 
 def test_no_endpoint_and_not_root_names_the_flags(monkeypatch: pytest.MonkeyPatch,

@@ -1,0 +1,1 @@
+"""The critest --benchmark specs: upstream's five, timed with pytest-benchmark against any CRI endpoint."""
