@@ -53,16 +53,21 @@ class RecordStore(Generic[R]):
             self._records[key] = record
 
     def get(self, key: str) -> R:
-        """The record ``key``; NotFound otherwise."""
-        with self._lock:
-            record = self._records.get(key)
+        """The record ``key`` (or the one whose key it uniquely begins, as containerd accepts); NotFound otherwise."""
+        record = self.find(key)
         if record is None:
             raise errors.NotFound(f"{self.kind} {key!r} not found")
         return record
 
     def find(self, key: str) -> R | None:
         with self._lock:
-            return self._records.get(key)
+            record = self._records.get(key)
+            if record is not None or not key:
+                return record
+            matches = [found for name, found in self._records.items() if name.startswith(key)]
+        if len(matches) > 1:
+            raise errors.InvalidArgument(f"{self.kind} ID prefix {key!r} is ambiguous: {len(matches)} match")
+        return matches[0] if matches else None
 
     def list(self) -> list[R]:
         with self._lock:

@@ -86,6 +86,7 @@ def test_a_pod_with_a_container_from_start_to_removal(runtime: RuntimeClient, tm
         assert status.state == pb.PodSandboxState.SANDBOX_READY and status.network.ip
         container_id = create(runtime, pod_id, pod, "sh", "-c", "echo hello; hostname; sleep 3600")
         assert container_state(runtime, container_id).state == pb.ContainerState.CONTAINER_CREATED
+        assert container_state(runtime, container_id[:12]).id == container_id  # a unique prefix, as containerd
         runtime.start_container(pb.StartContainerRequest(container_id=container_id))
         assert container_state(runtime, container_id).state == pb.ContainerState.CONTAINER_RUNNING
         result = runtime.exec_sync(pb.ExecSyncRequest(container_id=container_id, cmd=["sh", "-c", "echo out; exit 3"]))
