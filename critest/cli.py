@@ -104,7 +104,7 @@ class RunOptions:
               help="Skip specs whose full name matches (repeatable).")
 @click.option("--benchmark", is_flag=True, help="Run the benchmark specs instead of validation (always serial).")
 @click.option("--benchmarking-output-dir", default="", metavar="DIR",
-              help="With --benchmark: write pytest-benchmark's JSON (every round, per-operation medians) here.")
+              help="With --benchmark: write the JSON (every round, per-operation medians) and SVG plots here.")
 @click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
 @click.option("-v", "--ginkgo.v", "verbose", is_flag=True, help="Show each spec as it finishes.")
 def critest_command(runtime_endpoint: str | None, image_endpoint: str | None, runtime_service_timeout: str,
@@ -215,8 +215,9 @@ def benchmark_args(options: RunOptions) -> list[str]:
     """pytest-benchmark's settings: one table of every spec, and the JSON with every round if asked for."""
     args = ["--benchmark-only", "--benchmark-sort=name", "--benchmark-columns=min,median,mean,max,stddev,rounds"]
     if options.benchmark_output_dir:
-        Path(options.benchmark_output_dir).mkdir(parents=True, exist_ok=True)
-        args.append(f"--benchmark-json={Path(options.benchmark_output_dir) / 'benchmark.json'}")
+        output = Path(options.benchmark_output_dir)
+        output.mkdir(parents=True, exist_ok=True)
+        args += [f"--benchmark-json={output / 'benchmark.json'}", f"--benchmark-histogram={output / 'histogram'}"]
     return args
 
 

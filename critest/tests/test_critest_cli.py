@@ -61,6 +61,7 @@ def test_benchmark_runs_the_five_benchmark_specs(reference_runtime_testbed: obje
     assert len(report["benchmarks"]) == len(c.BENCHMARK_SPEC_NAMES)
     lifecycle = next(bench for bench in report["benchmarks"] if bench["name"] == "test_pod_lifecycle")
     assert lifecycle["extra_info"]["RunPodSandbox median ms"] > 0
+    assert list((tmp_path / "bench").glob("histogram*.svg")), "no plot was written"
     passed = [case.get("name") for case in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
               if case.get("status") == "passed"]
     assert sorted(passed) == sorted(c.JUNIT_CASE_PREFIX + name for name in c.BENCHMARK_SPEC_NAMES)
