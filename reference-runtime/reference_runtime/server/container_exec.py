@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
+
 from cri_api import pb
 from reference_runtime import errors
-from reference_runtime.server.container_helpers import refresh
+from reference_runtime.server.container_helpers import handler_of, refresh, runtime_spec
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import RUNNING
+from reference_runtime.streaming import websocket
+from reference_runtime.streaming.remotecommand import ExecProcess
+from reference_runtime.streaming.tokens import PendingRequest
 
 
 def exec_(svc: CriService, request: pb.ExecRequest) -> pb.ExecResponse:
@@ -29,3 +34,20 @@ def require_running(svc: CriService, container_id: str) -> None:
     record = refresh(svc, svc.containers.get(container_id))
     if record.state != RUNNING:
         raise errors.FailedPrecondition(f"container {record.id} is not running ({record.state})")
+
+
+def serve_exec_stream(svc: CriService, request: http.server.BaseHTTPRequestHandler, pending: PendingRequest) -> None:
+    """The streaming server's handler for a redeemed exec URL: the WebSocket transport (SPDY not yet)."""
+    exec_request: pb.ExecRequest = pending.request
+    if not websocket.is_websocket(request):
+        request.send_error(400, "exec streams need a WebSocket upgrade here (SPDY is not supported yet)")
+        return
+    record = svc.containers.get(exec_request.container_id)
+    runtime, _ = svc.runtime(handler_of(svc, record))
+    process = runtime_spec(svc, record.id).get("process", {})
+    work_dir = svc.layout.container_dir(record.id)
+
+    def start() -> ExecProcess:
+        return ExecProcess([runtime.binary, *runtime.global_args()], record.id, process, exec_request, work_dir)
+
+    websocket.serve_exec(request, start)

@@ -6,9 +6,11 @@ which ones stopped meanwhile. Names are reserved again, so nothing can be create
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from reference_runtime.server.container_create import name_key
+from reference_runtime.server.container_exec import serve_exec_stream
 from reference_runtime.server.container_helpers import refresh
 from reference_runtime.server.exit_watcher import start_exit_watcher
 from reference_runtime.server.service import CriService
@@ -33,6 +35,7 @@ def recover(svc: CriService) -> None:
     svc.reaper.adopt_orphans()
     svc.images.collect_garbage()
     start_exit_watcher(svc, svc.stopping)
+    svc.streaming.handlers["exec"] = functools.partial(serve_exec_stream, svc)
     svc.streaming.start()
     log.info("recovered", extra={"sandboxes": len(sandboxes), "containers": len(containers)})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import urllib.error
@@ -27,6 +28,7 @@ def status_of(url: str) -> int:
         with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5) as response:
             return response.status
     except urllib.error.HTTPError as error:
+        error.close()
         return error.code
 
 
@@ -102,3 +104,38 @@ def test_a_stream_url_is_absolute_and_single_use(running: tuple[RuntimeClient, s
         assert status_of(url) != 404
         assert status_of(url) == 404  # used
     assert status_of(urls[0].rsplit("/", 1)[0] + "/not-a-token") == 404
+
+
+def websocket_exec(runtime: RuntimeClient, container_id: str, command: list[str],
+                   stdin: bytes | None = None) -> dict[int, bytes]:
+    """Run ``command`` over the exec URL with a real WebSocket client; the bytes received per channel."""
+    import websocket  # websocket-client
+
+    request = pb.ExecRequest(container_id=container_id, cmd=command, stdout=True, stderr=True, stdin=stdin is not None)
+    url = runtime.exec(request).url.replace("http://", "ws://", 1)
+    connection = websocket.create_connection(url, subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io"], timeout=10)
+    received: dict[int, bytes] = {}
+    try:
+        assert connection.subprotocol == "v5.channel.k8s.io"
+        if stdin is not None:
+            connection.send_binary(b"\x00" + stdin)
+            connection.send_binary(b"\xff\x00")  # v5: close stdin
+        while True:
+            opcode, data = connection.recv_data()
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+            received[data[0]] = received.get(data[0], b"") + data[1:]
+    finally:
+        connection.close()
+        connection.shutdown()  # close() leaves the socket open once the server has closed first
+    return received
+
+
+def test_exec_over_websocket(running: tuple[RuntimeClient, str, str]) -> None:
+    runtime, _, container_id = running
+    received = websocket_exec(runtime, container_id, ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert received[1] == b"out\n" and received[2] == b"err\n"
+    status = json.loads(received[3])
+    assert status["reason"] == "NonZeroExitCode" and status["details"]["causes"][0]["message"] == "3"
+    echoed = websocket_exec(runtime, container_id, ["cat"], stdin=b"hello through stdin")
+    assert echoed[1] == b"hello through stdin" and json.loads(echoed[3])["status"] == "Success"

@@ -1,0 +1,138 @@
+"""Exec over WebSocket, as kubelet's streaming server speaks it (``v5.channel.k8s.io``, ``v4.channel.k8s.io``).
+
+Every message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (the exit Status),
+4 resize; in v5, a message on channel 255 whose payload is a channel number closes that channel
+(the client half-closes stdin this way). wsproto does the WebSocket handshake and framing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import logging
+import socket
+import threading
+from collections.abc import Callable
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, RejectConnection, Request
+from wsproto.utilities import LocalProtocolError
+
+from reference_runtime.streaming.remotecommand import ExecProcess, exit_status
+
+log = logging.getLogger("reference_runtime.streaming")
+V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
+PROTOCOLS = (V5, V4)
+STDIN, STDOUT, STDERR, ERROR = 0, 1, 2, 3
+CLOSE = 255
+READ_SIZE = 32 * 1024
+
+
+def is_websocket(request: http.server.BaseHTTPRequestHandler) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+class WebSocketChannels:
+    """One upgraded connection: send on a channel from any thread; read client messages on one."""
+
+    def __init__(self, sock: socket.socket, connection: WSConnection, protocol: str) -> None:
+        self.sock, self.connection, self.protocol = sock, connection, protocol
+        self._send_lock = threading.Lock()
+
+    @classmethod
+    def accept(cls, request: http.server.BaseHTTPRequestHandler) -> WebSocketChannels | None:
+        """Complete the upgrade with the best channel protocol both sides know; None (answered) if none."""
+        connection = WSConnection(ConnectionType.SERVER)
+        connection.receive_data(_raw_request(request))
+        upgrade = next((event for event in connection.events() if isinstance(event, Request)), None)
+        offered = [p.strip() for p in (upgrade.subprotocols if upgrade else [])]
+        protocol = next((p for p in PROTOCOLS if p in offered), None)
+        if upgrade is None or protocol is None:
+            data = connection.send(RejectConnection(status_code=400)) if upgrade else b""
+            request.wfile.write(data or b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            return None
+        request.wfile.write(connection.send(AcceptConnection(subprotocol=protocol)))
+        request.wfile.flush()
+        return cls(request.connection, connection, protocol)
+
+    def send(self, channel: int, payload: bytes) -> None:
+        with self._send_lock:
+            self.sock.sendall(self.connection.send(BytesMessage(data=bytes([channel]) + payload)))
+
+    def close(self) -> None:
+        with self._send_lock, contextlib.suppress(OSError, LocalProtocolError):
+            # The client may be gone, or have closed first: nothing to tell it then.
+            self.sock.sendall(self.connection.send(CloseConnection(code=1000)))
+
+    def receive(self, on_message: Callable[[int, bytes], None]) -> None:
+        """Deliver client messages until the client closes or goes away."""
+        while True:
+            data = self.sock.recv(READ_SIZE)
+            if not data:
+                return
+            self.connection.receive_data(data)
+            for event in self.connection.events():
+                if isinstance(event, BytesMessage) and event.data:
+                    on_message(event.data[0], bytes(event.data[1:]))
+                elif isinstance(event, Ping):
+                    with self._send_lock:
+                        self.sock.sendall(self.connection.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    return
+
+
+def serve_exec(request: http.server.BaseHTTPRequestHandler, process_factory: Callable[[], ExecProcess]) -> None:
+    """Run the command for one upgraded connection, pumping stdio, then send its exit Status and close."""
+    channels = WebSocketChannels.accept(request)
+    if channels is None:
+        return
+    process = process_factory()
+    pumps = [threading.Thread(target=_pump, args=(stream, channel, channels), daemon=True)
+             for stream, channel in ((process.proc.stdout, STDOUT), (process.proc.stderr, STDERR))]
+    for pump in pumps:
+        pump.start()
+    reader = threading.Thread(target=channels.receive, args=(_stdin_writer(process, channels.protocol),),
+                              daemon=True, name="exec-ws-reader")
+    reader.start()
+    try:
+        exit_code = process.wait()
+        for pump in pumps:
+            pump.join()
+        channels.send(ERROR, exit_status(exit_code, process.command))
+    except OSError:
+        log.info("exec client went away", extra={"command": process.command})
+        process.kill()
+    finally:
+        channels.close()
+        request.close_connection = True
+
+
+def _pump(stream: object, channel: int, channels: WebSocketChannels) -> None:
+    while chunk := stream.read1(READ_SIZE):  # type: ignore[attr-defined]
+        try:
+            channels.send(channel, chunk)
+        except OSError:
+            return
+
+
+def _stdin_writer(process: ExecProcess, protocol: str) -> Callable[[int, bytes], None]:
+    def on_message(channel: int, payload: bytes) -> None:
+        stdin = process.proc.stdin
+        if stdin is None:
+            return
+        try:
+            if channel == STDIN:
+                stdin.write(payload)
+                stdin.flush()
+            elif channel == CLOSE and protocol == V5 and payload[:1] == bytes([STDIN]):
+                stdin.close()
+        except (OSError, ValueError):  # the process is gone or stdin was closed
+            pass
+
+    return on_message
+
+
+def _raw_request(request: http.server.BaseHTTPRequestHandler) -> bytes:
+    """The upgrade request as it came in (http.server has parsed it already; wsproto wants the bytes)."""
+    lines = [request.requestline, *(f"{name}: {value}" for name, value in request.headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
