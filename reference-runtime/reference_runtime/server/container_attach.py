@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import http.server
+
 from cri_api import pb
 from reference_runtime.server.container_exec import check_streams, require_running
+from reference_runtime.server.container_helpers import handler_of, monitor_paths
 from reference_runtime.server.service import CriService
+from reference_runtime.streaming import websocket
+from reference_runtime.streaming.attach import AttachSocket
+from reference_runtime.streaming.tokens import PendingRequest
 
 
 def attach(svc: CriService, request: pb.AttachRequest) -> pb.AttachResponse:
     check_streams(request.stdin, request.stdout, request.stderr, request.tty)
     require_running(svc, request.container_id)
     return pb.AttachResponse(url=svc.streaming.url("attach", request))
+
+
+def serve_attach_stream(svc: CriService, request: http.server.BaseHTTPRequestHandler, pending: PendingRequest) -> None:
+    """The streaming server's handler for a redeemed attach URL: the WebSocket transport (SPDY not yet)."""
+    attach_request: pb.AttachRequest = pending.request
+    if not websocket.is_websocket(request):
+        request.send_error(400, "attach streams need a WebSocket upgrade here (SPDY is not supported yet)")
+        return
+    record = svc.containers.get(attach_request.container_id)
+    _, monitor = svc.runtime(handler_of(svc, record))
+    try:
+        attach = AttachSocket(monitor.attach_socket(record.id, monitor_paths(svc, record)))
+    except OSError as exc:
+        request.send_error(500, f"cannot reach the monitor of container {record.id}: {exc.strerror}")
+        return
+    websocket.serve_attach(request, attach, (attach_request.stdin, attach_request.stdout, attach_request.stderr))

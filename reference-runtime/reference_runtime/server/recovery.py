@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from reference_runtime.server.container_attach import serve_attach_stream
 from reference_runtime.server.container_create import name_key
 from reference_runtime.server.container_exec import serve_exec_stream
 from reference_runtime.server.container_helpers import refresh
@@ -36,6 +37,7 @@ def recover(svc: CriService) -> None:
     svc.images.collect_garbage()
     start_exit_watcher(svc, svc.stopping)
     svc.streaming.handlers["exec"] = functools.partial(serve_exec_stream, svc)
+    svc.streaming.handlers["attach"] = functools.partial(serve_attach_stream, svc)
     svc.streaming.start()
     log.info("recovered", extra={"sandboxes": len(sandboxes), "containers": len(containers)})
 

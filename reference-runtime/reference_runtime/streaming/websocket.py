@@ -1,4 +1,4 @@
-"""Exec over WebSocket, as kubelet's streaming server speaks it (``v5.channel.k8s.io``, ``v4.channel.k8s.io``).
+"""Exec and attach over WebSocket as kubelet's streaming server speaks them: v5.channel.k8s.io and v4.
 
 Every message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (the exit Status),
 4 resize; in v5, a message on channel 255 whose payload is a channel number closes that channel
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import logging
 import socket
 import threading
@@ -18,7 +19,8 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, RejectConnection, Request
 from wsproto.utilities import LocalProtocolError
 
-from reference_runtime.streaming.remotecommand import ExecProcess, exit_status
+from reference_runtime.streaming.attach import AttachSocket
+from reference_runtime.streaming.remotecommand import SUCCESS_STATUS, ExecProcess, exit_status
 
 log = logging.getLogger("reference_runtime.streaming")
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
@@ -103,6 +105,38 @@ def serve_exec(request: http.server.BaseHTTPRequestHandler, process_factory: Cal
         log.info("exec client went away", extra={"command": process.command})
         process.kill()
     finally:
+        channels.close()
+        request.close_connection = True
+
+
+def serve_attach(request: http.server.BaseHTTPRequestHandler, attach: AttachSocket,
+                 streams: tuple[bool, bool, bool]) -> None:
+    """Relay a running container's stdio until it exits (or the client leaves), then close with Success."""
+    stdin, stdout, stderr = streams
+    channels = WebSocketChannels.accept(request)
+    if channels is None:
+        attach.close()
+        return
+
+    def on_message(channel: int, payload: bytes) -> None:
+        with contextlib.suppress(OSError):
+            if channel == STDIN and stdin:
+                attach.send_stdin(payload)
+            elif channel == CLOSE and channels.protocol == V5 and payload[:1] == bytes([STDIN]):
+                attach.close_stdin()
+
+    threading.Thread(target=channels.receive, args=(on_message,), daemon=True, name="attach-ws-reader").start()
+    wanted = {"stdout": stdout, "stderr": stderr}
+    try:
+        while (packet := attach.receive()) is not None:
+            stream, data = packet
+            if wanted[stream]:
+                channels.send(STDOUT if stream == "stdout" else STDERR, data)
+        channels.send(ERROR, json.dumps(SUCCESS_STATUS).encode())
+    except OSError:
+        log.info("attach client went away")
+    finally:
+        attach.close()
         channels.close()
         request.close_connection = True
 

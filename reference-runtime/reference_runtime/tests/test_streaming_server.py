@@ -139,3 +139,35 @@ def test_exec_over_websocket(running: tuple[RuntimeClient, str, str]) -> None:
     assert status["reason"] == "NonZeroExitCode" and status["details"]["causes"][0]["message"] == "3"
     echoed = websocket_exec(runtime, container_id, ["cat"], stdin=b"hello through stdin")
     assert echoed[1] == b"hello through stdin" and json.loads(echoed[3])["status"] == "Success"
+
+
+def test_attach_over_websocket(running: tuple[RuntimeClient, str, str]) -> None:
+    import websocket  # websocket-client
+
+    runtime, pod_id, _ = running
+    pod = runtime.pod_sandbox_status(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id)).status
+    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="echo"), image=pb.ImageSpec(image=BUSYBOX),
+                                command=["cat"], stdin=True, stdin_once=True)
+    sandbox_config = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(
+        name=pod.metadata.name, uid=pod.metadata.uid, namespace=pod.metadata.namespace))
+    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox_config)
+    container_id = runtime.create_container(request).container_id
+    runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+    url = runtime.attach(pb.AttachRequest(container_id=container_id, stdin=True, stdout=True)).url
+    connection = websocket.create_connection(url.replace("http://", "ws://", 1), subprotocols=["v5.channel.k8s.io"],
+                                             timeout=10)
+    received: dict[int, bytes] = {}
+    try:
+        connection.send_binary(b"\x00hello\n")
+        while b"hello" not in received.get(1, b""):
+            _, data = connection.recv_data()
+            received[data[0]] = received.get(data[0], b"") + data[1:]
+        connection.send_binary(b"\xff\x00")  # close stdin: cat ends, so does the container
+        while (frame := connection.recv_data())[0] != websocket.ABNF.OPCODE_CLOSE:
+            data = frame[1]
+            received[data[0]] = received.get(data[0], b"") + data[1:]
+    finally:
+        connection.close()
+        connection.shutdown()
+    assert received[1] == b"hello\n" and json.loads(received[3])["status"] == "Success"
+    runtime.remove_container(pb.RemoveContainerRequest(container_id=container_id))
