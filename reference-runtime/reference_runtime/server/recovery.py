@@ -14,6 +14,7 @@ from reference_runtime.server.container_create import name_key
 from reference_runtime.server.container_exec import serve_exec_stream
 from reference_runtime.server.container_helpers import refresh
 from reference_runtime.server.exit_watcher import start_exit_watcher
+from reference_runtime.server.sandbox_portforward import serve_port_forward_stream
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import ContainerRecord
 from reference_runtime.store.sandbox import SandboxRecord
@@ -38,6 +39,7 @@ def recover(svc: CriService) -> None:
     start_exit_watcher(svc, svc.stopping)
     svc.streaming.handlers["exec"] = functools.partial(serve_exec_stream, svc)
     svc.streaming.handlers["attach"] = functools.partial(serve_attach_stream, svc)
+    svc.streaming.handlers["portforward"] = functools.partial(serve_port_forward_stream, svc)
     svc.streaming.start()
     log.info("recovered", extra={"sandboxes": len(sandboxes), "containers": len(containers)})
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+
 from cri_api import pb
 from reference_runtime import errors
 from reference_runtime.server.sandbox_status import is_ready
 from reference_runtime.server.service import CriService
+from reference_runtime.streaming import websocket
+from reference_runtime.streaming.portforward import connect_in_pod
+from reference_runtime.streaming.tokens import PendingRequest
 
 MAX_PORT = 65535
 
@@ -18,3 +24,14 @@ def port_forward(svc: CriService, request: pb.PortForwardRequest) -> pb.PortForw
     if bad:
         raise errors.InvalidArgument(f"invalid port(s) {bad}: ports are 1 to {MAX_PORT}")
     return pb.PortForwardResponse(url=svc.streaming.url("portforward", request))
+
+
+def serve_port_forward_stream(svc: CriService, request: http.server.BaseHTTPRequestHandler,
+                              pending: PendingRequest) -> None:
+    """The streaming server's handler for a redeemed port-forward URL: the WebSocket transport (SPDY not yet)."""
+    forward_request: pb.PortForwardRequest = pending.request
+    if not websocket.is_websocket(request):
+        request.send_error(400, "port-forward needs a WebSocket upgrade here (SPDY is not supported yet)")
+        return
+    sandbox = svc.sandboxes.get(forward_request.pod_sandbox_id)
+    websocket.serve_port_forward(request, functools.partial(connect_in_pod, sandbox.netns_path))

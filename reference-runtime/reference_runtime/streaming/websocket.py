@@ -1,4 +1,4 @@
-"""Exec and attach over WebSocket as kubelet's streaming server speaks them: v5.channel.k8s.io and v4.
+"""Exec, attach and port-forward over WebSocket as kubelet's streaming server speaks them (v5/v4.channel.k8s.io).
 
 Every message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (the exit Status),
 4 resize; in v5, a message on channel 255 whose payload is a channel number closes that channel
@@ -14,6 +14,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, RejectConnection, Request
@@ -25,6 +26,7 @@ from reference_runtime.streaming.remotecommand import SUCCESS_STATUS, ExecProces
 log = logging.getLogger("reference_runtime.streaming")
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 PROTOCOLS = (V5, V4)
+PORT_FORWARD_PROTOCOLS = (V4,)  # kubelet's WebSocket port-forward speaks v4.channel.k8s.io
 STDIN, STDOUT, STDERR, ERROR = 0, 1, 2, 3
 CLOSE = 255
 READ_SIZE = 32 * 1024
@@ -42,13 +44,14 @@ class WebSocketChannels:
         self._send_lock = threading.Lock()
 
     @classmethod
-    def accept(cls, request: http.server.BaseHTTPRequestHandler) -> WebSocketChannels | None:
-        """Complete the upgrade with the best channel protocol both sides know; None (answered) if none."""
+    def accept(cls, request: http.server.BaseHTTPRequestHandler,
+               protocols: tuple[str, ...] = PROTOCOLS) -> WebSocketChannels | None:
+        """Complete the upgrade with the best of ``protocols`` the client offers; None (answered) if none."""
         connection = WSConnection(ConnectionType.SERVER)
         connection.receive_data(_raw_request(request))
         upgrade = next((event for event in connection.events() if isinstance(event, Request)), None)
         offered = [p.strip() for p in (upgrade.subprotocols if upgrade else [])]
-        protocol = next((p for p in PROTOCOLS if p in offered), None)
+        protocol = next((p for p in protocols if p in offered), None)
         if upgrade is None or protocol is None:
             data = connection.send(RejectConnection(status_code=400)) if upgrade else b""
             request.wfile.write(data or b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -139,6 +142,49 @@ def serve_attach(request: http.server.BaseHTTPRequestHandler, attach: AttachSock
         attach.close()
         channels.close()
         request.close_connection = True
+
+
+def serve_port_forward(request: http.server.BaseHTTPRequestHandler, connect: Callable[[int], socket.socket]) -> None:
+    """kubelet's WebSocket port-forward: ports from the query; port i uses channels 2i (data) and 2i+1 (error).
+
+    Each channel's first message is its port, two bytes little endian. Data from the client goes to
+    a connection opened in the pod at once; a failure to connect is reported on the error channel.
+    """
+    ports = [int(value) for value in parse_qs(urlsplit(request.path).query).get("port", []) if value.isdigit()]
+    channels = WebSocketChannels.accept(request, PORT_FORWARD_PROTOCOLS)
+    if channels is None:
+        return
+    connections: dict[int, socket.socket] = {}
+    try:
+        for index, port in enumerate(ports):
+            for channel in (2 * index, 2 * index + 1):
+                channels.send(channel, port.to_bytes(2, "little"))
+            try:
+                connections[index] = connect(port)
+            except OSError as exc:
+                channels.send(2 * index + 1, f"cannot connect to port {port} in the pod: {exc.strerror}".encode())
+                continue
+            threading.Thread(target=_relay_to_client, args=(connections[index], 2 * index, channels),
+                             daemon=True, name="portforward-relay").start()
+
+        def on_message(channel: int, payload: bytes) -> None:
+            connection = connections.get(channel // 2)
+            if connection is not None and channel % 2 == 0:
+                with contextlib.suppress(OSError):
+                    connection.sendall(payload)
+
+        channels.receive(on_message)
+    finally:
+        for connection in connections.values():
+            connection.close()
+        channels.close()
+        request.close_connection = True
+
+
+def _relay_to_client(connection: socket.socket, channel: int, channels: WebSocketChannels) -> None:
+    with contextlib.suppress(OSError):
+        while data := connection.recv(READ_SIZE):
+            channels.send(channel, data)
 
 
 def _pump(stream: object, channel: int, channels: WebSocketChannels) -> None:

@@ -17,7 +17,7 @@ import pytest
 from cri_api import pb
 from cri_api.client import ImageClient, RuntimeClient
 from cri_api.errors import CRIError
-from critest.images.catalog import BUSYBOX
+from critest.images.catalog import BUSYBOX, NGINX
 from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
 from reference_runtime import errors
 from reference_runtime.streaming.tokens import TokenCache
@@ -58,7 +58,8 @@ def running(local_registry: object,
         pytest.skip("needs root")
     with ReferenceRuntimeTestbed(tmp_path_factory.mktemp("rr"), local_registry.address) as bed:  # type: ignore[attr-defined]
         with ImageClient.connect(bed.endpoint, timeout=60) as images:
-            images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+            for image in (BUSYBOX, NGINX):
+                images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=image)))
         with RuntimeClient.connect(bed.endpoint, timeout=60) as runtime:
             name = uuid.uuid4().hex[:10]
             pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="streaming"))
@@ -170,4 +171,38 @@ def test_attach_over_websocket(running: tuple[RuntimeClient, str, str]) -> None:
         connection.close()
         connection.shutdown()
     assert received[1] == b"hello\n" and json.loads(received[3])["status"] == "Success"
+    runtime.remove_container(pb.RemoveContainerRequest(container_id=container_id))
+
+
+def test_port_forward_over_websocket(running: tuple[RuntimeClient, str, str]) -> None:
+    import websocket  # websocket-client
+
+    runtime, pod_id, _ = running
+    pod = runtime.pod_sandbox_status(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id)).status
+    sandbox_config = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(
+        name=pod.metadata.name, uid=pod.metadata.uid, namespace=pod.metadata.namespace))
+    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="web"), image=pb.ImageSpec(image=NGINX))
+    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox_config)
+    container_id = runtime.create_container(request).container_id
+    runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+    url = runtime.port_forward(pb.PortForwardRequest(pod_sandbox_id=pod_id, port=[80])).url
+    connection = websocket.create_connection(url.replace("http://", "ws://", 1) + "?port=80",
+                                             subprotocols=["v4.channel.k8s.io"], timeout=10)
+    try:
+        first = [connection.recv_data()[1] for _ in range(2)]
+        assert sorted(first) == [b"\x00P\x00", b"\x01P\x00"]  # each channel opens with the port, 80
+        deadline = time.monotonic() + 10
+        answer = b""
+        while b"\r\n\r\n" not in answer and time.monotonic() < deadline:
+            if not answer:
+                connection.send_binary(b"\x00GET / HTTP/1.0\r\n\r\n")
+                time.sleep(0.2)
+            _, data = connection.recv_data()
+            if data[0] == 0:
+                answer += data[1:]
+        assert answer.startswith(b"HTTP/1.") and b" 200 " in answer.split(b"\r\n", 1)[0]
+    finally:
+        connection.close()
+        connection.shutdown()
+    runtime.stop_container(pb.StopContainerRequest(container_id=container_id))
     runtime.remove_container(pb.RemoveContainerRequest(container_id=container_id))
