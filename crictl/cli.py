@@ -6,14 +6,74 @@ import click
 
 from cri_api.config import CONFIG_ENV, parse_duration
 from cri_api.endpoint import IMAGE_ENDPOINT_ENV, RUNTIME_ENDPOINT_ENV
+from crictl.commands.container import (
+    create_command,
+    inspect_command,
+    ps_command,
+    rm_command,
+    start_command,
+    stop_command,
+)
+from crictl.commands.image import (
+    imagefsinfo_command,
+    images_command,
+    inspecti_command,
+    pull_command,
+    rmi_command,
+)
+from crictl.commands.info import info_command, runtime_config_command
+from crictl.commands.logs import logs_command
+from crictl.commands.sandbox import inspectp_command, pods_command, rmp_command, runp_command, stopp_command
 from crictl.commands.version import version_command
 from crictl.context import build_settings
 
 CLIENT_VERSION = "0.1.0"
 
 COMMANDS: list[click.Command] = [
+    logs_command,
+    create_command,
+    inspect_command,
+    ps_command,
+    rm_command,
+    start_command,
+    stop_command,
+    imagefsinfo_command,
+    images_command,
+    inspecti_command,
+    pull_command,
+    rmi_command,
+    info_command,
+    runtime_config_command,
+    inspectp_command,
+    pods_command,
+    rmp_command,
+    runp_command,
+    stopp_command,
     version_command,
 ]
+
+
+class CrictlGroup(click.Group):
+    """A command group whose commands may answer to aliases (a command's ``aliases`` attribute), as upstream's do."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        for candidate in self.commands.values():
+            if cmd_name in getattr(candidate, "aliases", ()):
+                return candidate
+        return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.commands[name]
+            names = ", ".join([name, *getattr(command, "aliases", ())])
+            rows.append((names, command.get_short_help_str(limit=formatter.width)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -25,7 +85,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc), ctx, param) from None
 
 
-@click.group("crictl", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("crictl", cls=CrictlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(CLIENT_VERSION, "-v", "--version", prog_name="crictl", message="%(prog)s version %(version)s")
 @click.option("-c", "--config", envvar=CONFIG_ENV, metavar="FILE",
               help="Location of the client config file [$CRI_CONFIG_FILE] (default: /etc/crictl.yaml)")

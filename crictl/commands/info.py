@@ -1,0 +1,58 @@
+"""Runtime-wide commands: ``info`` and ``runtime-config``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from google.protobuf.message import Message
+
+from cri_api import pb
+from crictl.context import Settings, doing, pass_settings
+from crictl.options import COMMAND_SETTINGS
+from crictl.output import OUTPUT_JSON, OUTPUT_YAML, echo_status_entries, output_choice, proto_to_dict, render_table
+
+
+def go_struct_json(message: Message) -> dict[str, Any]:
+    """A message as Go's encoding/json renders the generated struct: proto field names, zero values left out.
+
+    Upstream prints ``runtimeHandlers`` and ``features`` this way rather than through the protobuf JSON mapping.
+    """
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def info_entry(response: pb.StatusResponse) -> dict[str, Any]:
+    """``info``'s object: the status, the runtime handlers and features when present, then each info key."""
+    from crictl.output import status_entry
+
+    entry = status_entry(proto_to_dict(response.status), response.info)
+    if response.runtime_handlers:
+        entry["runtimeHandlers"] = [go_struct_json(handler) for handler in response.runtime_handlers]
+    if response.HasField("features"):
+        entry["features"] = go_struct_json(response.features)
+    return entry
+
+
+@click.command("info", short_help="Display information of the container runtime", context_settings=COMMAND_SETTINGS)
+@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML), default=OUTPUT_JSON, show_default=True,
+              help="Output format, One of: json|yaml")
+@click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
+@pass_settings
+def info_command(settings: Settings, output: str, quiet: bool) -> None:
+    """Display information of the container runtime."""
+    with doing("getting status of runtime"):
+        response = settings.runtime().status(pb.StatusRequest(verbose=not quiet))
+    echo_status_entries([info_entry(response)], output)
+
+
+@click.command("runtime-config", short_help="Retrieve the container runtime configuration",
+               context_settings=COMMAND_SETTINGS)
+@pass_settings
+def runtime_config_command(settings: Settings) -> None:
+    """Retrieve the container runtime configuration."""
+    with doing("get runtime config"):
+        response = settings.runtime().runtime_config(pb.RuntimeConfigRequest())
+    if response.HasField("linux"):
+        click.echo(render_table([["cgroup driver:", pb.CgroupDriver.Name(response.linux.cgroup_driver)]], 10))

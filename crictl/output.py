@@ -1,0 +1,204 @@
+"""How crictl prints: protobuf JSON/YAML as upstream renders it, aligned tables, ages, sizes and short IDs.
+
+JSON and YAML helpers import their libraries only when called, so table output never pays for them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import click
+from google.protobuf.message import Message
+
+OUTPUT_JSON = "json"
+OUTPUT_YAML = "yaml"
+OUTPUT_TABLE = "table"
+TRUNCATED_ID_LENGTH = 13
+
+# Upstream aligns tables with text/tabwriter(minwidth 20, tabwidth 1, padding 3, padchar ' ').
+TABLE_MIN_WIDTH = 20
+TABLE_PADDING = 3
+
+
+def output_choice(*formats: str) -> click.Choice:
+    """A ``-o`` value restricted to ``formats``; a wrong one is a usage error (exit 2)."""
+    return click.Choice(formats)
+
+
+def proto_to_dict(message: Message) -> dict[str, Any]:
+    """The protobuf JSON mapping upstream prints: lowerCamelCase, defaults emitted, 64-bit ints as strings."""
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+def dumps_json(value: Any, sort_keys: bool = False) -> str:
+    """Two-space indented JSON, non-ASCII kept as is."""
+    import json
+
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=sort_keys)
+
+
+def dumps_yaml(value: Any) -> str:
+    """YAML of a JSON value with sorted keys, as upstream's JSON-to-YAML conversion gives it."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=False, sort_keys=True, allow_unicode=True)
+
+
+def echo_proto(message: Message, output: str) -> None:
+    """Print a whole response message as JSON or YAML (upstream's list output)."""
+    data = proto_to_dict(message)
+    if output == OUTPUT_YAML:
+        click.echo(dumps_yaml(data))
+    else:
+        click.echo(dumps_json(data))
+
+
+def status_entry(status: Mapping[str, Any] | None, info: Mapping[str, str]) -> dict[str, Any]:
+    """One ``{"status": ..., <info key>: ...}`` object: info values holding a JSON object are parsed."""
+    import json
+
+    entry: dict[str, Any] = {}
+    if status is not None:
+        entry["status"] = status
+    for key in sorted(info):
+        value = info[key]
+        if value.startswith("{"):
+            entry[key] = json.loads(value)
+        else:
+            entry[key] = value.strip('"')
+    return entry
+
+
+def echo_status_entries(entries: Sequence[Mapping[str, Any]], output: str) -> None:
+    """Print inspect-style results: one object alone, several as an array; keys sorted at every level."""
+    if not entries:
+        return
+    value: Any = entries[0] if len(entries) == 1 else list(entries)
+    if output == OUTPUT_YAML:
+        click.echo(dumps_yaml(value))
+    else:
+        click.echo(go_json_escape(dumps_json(value, sort_keys=True)))
+
+
+def go_json_escape(text: str) -> str:
+    """Escape what Go's encoding/json escapes inside strings (``<``, ``>``, ``&``, U+2028, U+2029).
+
+    These characters never occur outside strings in JSON text, so replacing them everywhere is safe.
+    """
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def rfc3339_nano(nanoseconds: int) -> str:
+    """A Unix time in nanoseconds as Go's RFC3339Nano in local time (trailing zeros of the fraction dropped)."""
+    seconds, fraction = divmod(nanoseconds, 1_000_000_000)
+    local = time.localtime(seconds)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", local)
+    if fraction:
+        text += "." + f"{fraction:09d}".rstrip("0")
+    offset = local.tm_gmtoff or 0
+    if offset == 0:
+        return text + "Z"
+    sign = "+" if offset > 0 else "-"
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    return f"{text}{sign}{hours:02d}:{minutes:02d}"
+
+
+def go_time(nanoseconds: int) -> str:
+    """A Unix time in nanoseconds the way Go's ``time.Time`` prints itself (local zone)."""
+    seconds, fraction = divmod(nanoseconds, 1_000_000_000)
+    local = time.localtime(seconds)
+    text = time.strftime("%Y-%m-%d %H:%M:%S", local)
+    if fraction:
+        text += "." + f"{fraction:09d}".rstrip("0")
+    offset = local.tm_gmtoff or 0
+    sign = "+" if offset >= 0 else "-"
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    return f"{text} {sign}{hours:02d}{minutes:02d} {local.tm_zone}"
+
+
+def truncate_id(identifier: str, prefix: str = "") -> str:
+    """Drop ``prefix`` and keep the first 13 characters, as upstream's tables do."""
+    if prefix and identifier.startswith(prefix):
+        identifier = identifier[len(prefix):]
+    return identifier[:TRUNCATED_ID_LENGTH]
+
+
+def human_duration(seconds_elapsed: float) -> str:
+    """How long ago, in the words of docker/go-units HumanDuration."""
+    seconds = int(seconds_elapsed)
+    if seconds < 1:
+        return "Less than a second"
+    if seconds == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{seconds} seconds"
+    minutes = seconds // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(seconds_elapsed / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds_elapsed / 3600) // 24 // 365} years"
+
+
+def age(created_at_nanoseconds: int) -> str:
+    """The CREATED column: ``<human duration> ago``."""
+    return human_duration(time.time() - created_at_nanoseconds / 1e9) + " ago"
+
+
+def human_size(size: float, precision: int = 3) -> str:
+    """A byte count with SI units (``1.15MB``), as go-units HumanSizeWithPrecision."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    index = 0
+    while size >= 1000 and index < len(units) - 1:
+        size /= 1000
+        index += 1
+    text = f"{size:.{precision}g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{exponent[0]}{int(exponent[1:]):02d}"
+    if math.isinf(size):
+        text = "+Inf"
+    return text + units[index]
+
+
+def render_table(rows: Iterable[Sequence[str]], min_width: int = TABLE_MIN_WIDTH) -> str:
+    """Align rows as tabwriter does: every cell but the last of a row padded to its column's width."""
+    materialized = [list(row) for row in rows]
+    widths: list[int] = []
+    for row in materialized:
+        for index, cell in enumerate(row[:-1]):
+            width = max(len(cell) + TABLE_PADDING, min_width)
+            if index == len(widths):
+                widths.append(width)
+            else:
+                widths[index] = max(widths[index], width)
+    lines = []
+    for row in materialized:
+        cells = [cell.ljust(widths[index]) for index, cell in enumerate(row[:-1])]
+        lines.append("".join(cells) + (row[-1] if row else ""))
+    return "\n".join(lines)
+
+
+def echo_table(rows: Sequence[Sequence[str]]) -> None:
+    """Print an aligned table (nothing at all for no rows)."""
+    if rows:
+        click.echo(render_table(rows))

@@ -1,0 +1,122 @@
+"""Fixtures for running crictl against both real runtimes, and for cleaning up what a test creates."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from cri_api import pb
+from cri_api.client import ImageClient, RuntimeClient
+from cri_api.errors import CRIError
+
+RUNTIMES = ["reference", "containerd"]
+BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
+PAUSE = "registry.k8s.io/pause:3.10"
+CLEAN_ENV = {k: v for k, v in os.environ.items()
+             if k not in ("CONTAINER_RUNTIME_ENDPOINT", "IMAGE_SERVICE_ENDPOINT", "CRI_CONFIG_FILE")}
+
+
+@dataclass
+class Runtime:
+    """One runtime under test: its endpoint, typed clients, and crictl as a subprocess against it."""
+
+    name: str
+    endpoint: str
+    client: RuntimeClient
+    images: ImageClient
+    pods: list[str] = field(default_factory=list)
+
+    def crictl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run ``crictl --runtime-endpoint <endpoint> args...``; with ``check``, fail the test on a non-zero exit."""
+        result = subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", self.endpoint,
+                                 "--timeout", "30s", *args],
+                                capture_output=True, text=True, env=CLEAN_ENV, timeout=120)
+        if check:
+            assert result.returncode == 0, f"crictl {' '.join(args)}: {result.stderr}"
+        return result
+
+    def crictl_json(self, *args: str) -> Any:
+        """Run crictl and parse its standard output as JSON."""
+        return json.loads(self.crictl(*args, check=True).stdout)
+
+    def run_pod(self, name: str, labels: dict[str, str] | None = None) -> str:
+        """Start a pod with the typed client; it is removed when the module's runtime fixture ends."""
+        config = pod_config(name, labels)
+        pod_id: str = self.client.run_pod_sandbox(pb.RunPodSandboxRequest(config=config), timeout=60).pod_sandbox_id
+        self.pods.append(pod_id)
+        return pod_id
+
+    def remove_pods(self) -> None:
+        """Stop and remove every pod this test module created, ignoring ones already gone."""
+        for pod_id in self.pods:
+            for call in (self.client.stop_pod_sandbox, self.client.remove_pod_sandbox):
+                request = (pb.StopPodSandboxRequest if call == self.client.stop_pod_sandbox
+                           else pb.RemovePodSandboxRequest)(pod_sandbox_id=pod_id)
+                try:
+                    call(request, timeout=60)
+                except CRIError as exc:
+                    if exc.code != grpc.StatusCode.NOT_FOUND:
+                        raise
+        self.pods.clear()
+
+
+def pod_config(name: str, labels: dict[str, str] | None = None) -> pb.PodSandboxConfig:
+    """A minimal pod config with a unique name and uid."""
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace="crictl-test"),
+        labels=labels or {},
+    )
+
+
+def pod_config_dict(name: str) -> dict[str, Any]:
+    """The same minimal pod config as a config-file mapping (snake_case keys, as users write them)."""
+    return {"metadata": {"name": name, "uid": f"uid-{name}", "namespace": "crictl-test"}}
+
+
+def container_config_dict(name: str, image: str = BUSYBOX) -> dict[str, Any]:
+    """A busybox container sleeping for an hour, as a config-file mapping."""
+    return {"metadata": {"name": name}, "image": {"image": image}, "command": ["sleep", "3600"],
+            "log_path": f"{name}.log"}
+
+
+def write_json(path: Path, data: Any) -> str:
+    """Write ``data`` as JSON to ``path`` and return the path as a string."""
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Exit 1, one ``crictl:`` line on stderr containing every fragment, no traceback."""
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("crictl: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    """Each runtime in turn; pods created through it are removed at the end of the module, pass or fail."""
+    testbed = request.getfixturevalue(f"{request.param}_runtime_testbed"
+                                      if request.param == "reference" else "containerd_testbed")
+    client = RuntimeClient.connect(testbed.endpoint, timeout=30)
+    images = ImageClient.connect(testbed.endpoint, timeout=120)
+    under_test = Runtime(request.param, testbed.endpoint, client, images)
+    try:
+        yield under_test
+    finally:
+        try:
+            under_test.remove_pods()
+        finally:
+            client.close()
+            images.close()
