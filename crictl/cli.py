@@ -14,6 +14,7 @@ from crictl.commands.container import (
     start_command,
     stop_command,
 )
+from crictl.commands.exec import attach_command, exec_command
 from crictl.commands.image import (
     imagefsinfo_command,
     images_command,
@@ -23,6 +24,7 @@ from crictl.commands.image import (
 )
 from crictl.commands.info import info_command, runtime_config_command
 from crictl.commands.logs import logs_command
+from crictl.commands.portforward import port_forward_command
 from crictl.commands.sandbox import inspectp_command, pods_command, rmp_command, runp_command, stopp_command
 from crictl.commands.version import version_command
 from crictl.context import build_settings
@@ -30,6 +32,9 @@ from crictl.context import build_settings
 CLIENT_VERSION = "0.1.0"
 
 COMMANDS: list[click.Command] = [
+    attach_command,
+    exec_command,
+    port_forward_command,
     logs_command,
     create_command,
     inspect_command,

@@ -8,7 +8,7 @@ from cri_api import pb
 from reference_runtime.server.container_exec import check_streams, require_running
 from reference_runtime.server.container_helpers import handler_of, monitor_paths
 from reference_runtime.server.service import CriService
-from reference_runtime.streaming import websocket
+from reference_runtime.streaming import spdy_server, websocket
 from reference_runtime.streaming.attach import AttachSocket
 from reference_runtime.streaming.tokens import PendingRequest
 
@@ -20,10 +20,10 @@ def attach(svc: CriService, request: pb.AttachRequest) -> pb.AttachResponse:
 
 
 def serve_attach_stream(svc: CriService, request: http.server.BaseHTTPRequestHandler, pending: PendingRequest) -> None:
-    """The streaming server's handler for a redeemed attach URL: the WebSocket transport (SPDY not yet)."""
+    """The streaming server's handler for a redeemed attach URL, over SPDY or WebSocket."""
     attach_request: pb.AttachRequest = pending.request
-    if not websocket.is_websocket(request):
-        request.send_error(400, "attach streams need a WebSocket upgrade here (SPDY is not supported yet)")
+    if not (spdy_server.is_spdy(request) or websocket.is_websocket(request)):
+        request.send_error(400, "attach streams need an upgrade to SPDY/3.1 or WebSocket")
         return
     record = svc.containers.get(attach_request.container_id)
     _, monitor = svc.runtime(handler_of(svc, record))
@@ -32,4 +32,9 @@ def serve_attach_stream(svc: CriService, request: http.server.BaseHTTPRequestHan
     except OSError as exc:
         request.send_error(500, f"cannot reach the monitor of container {record.id}: {exc.strerror}")
         return
-    websocket.serve_attach(request, attach, (attach_request.stdin, attach_request.stdout, attach_request.stderr))
+    if spdy_server.is_spdy(request):
+        wanted = spdy_server.wanted_streams(attach_request.stdin, attach_request.stdout, attach_request.stderr,
+                                            attach_request.tty)
+        spdy_server.serve_attach(request, wanted, attach)
+    else:
+        websocket.serve_attach(request, attach, (attach_request.stdin, attach_request.stdout, attach_request.stderr))

@@ -9,7 +9,7 @@ from reference_runtime import errors
 from reference_runtime.server.container_helpers import handler_of, refresh, runtime_spec
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import RUNNING
-from reference_runtime.streaming import websocket
+from reference_runtime.streaming import spdy_server, websocket
 from reference_runtime.streaming.remotecommand import ExecProcess
 from reference_runtime.streaming.tokens import PendingRequest
 
@@ -37,10 +37,10 @@ def require_running(svc: CriService, container_id: str) -> None:
 
 
 def serve_exec_stream(svc: CriService, request: http.server.BaseHTTPRequestHandler, pending: PendingRequest) -> None:
-    """The streaming server's handler for a redeemed exec URL: the WebSocket transport (SPDY not yet)."""
+    """The streaming server's handler for a redeemed exec URL, over SPDY or WebSocket."""
     exec_request: pb.ExecRequest = pending.request
-    if not websocket.is_websocket(request):
-        request.send_error(400, "exec streams need a WebSocket upgrade here (SPDY is not supported yet)")
+    if not (spdy_server.is_spdy(request) or websocket.is_websocket(request)):
+        request.send_error(400, "exec streams need an upgrade to SPDY/3.1 or WebSocket")
         return
     record = svc.containers.get(exec_request.container_id)
     runtime, _ = svc.runtime(handler_of(svc, record))
@@ -50,4 +50,9 @@ def serve_exec_stream(svc: CriService, request: http.server.BaseHTTPRequestHandl
     def start() -> ExecProcess:
         return ExecProcess([runtime.binary, *runtime.global_args()], record.id, process, exec_request, work_dir)
 
-    websocket.serve_exec(request, start)
+    if spdy_server.is_spdy(request):
+        wanted = spdy_server.wanted_streams(exec_request.stdin, exec_request.stdout, exec_request.stderr,
+                                            exec_request.tty)
+        spdy_server.serve_exec(request, wanted, exec_request.tty, start)
+    else:
+        websocket.serve_exec(request, start)

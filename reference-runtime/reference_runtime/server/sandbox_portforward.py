@@ -9,7 +9,7 @@ from cri_api import pb
 from reference_runtime import errors
 from reference_runtime.server.sandbox_status import is_ready
 from reference_runtime.server.service import CriService
-from reference_runtime.streaming import websocket
+from reference_runtime.streaming import spdy_server, websocket
 from reference_runtime.streaming.portforward import connect_in_pod
 from reference_runtime.streaming.tokens import PendingRequest
 
@@ -28,10 +28,13 @@ def port_forward(svc: CriService, request: pb.PortForwardRequest) -> pb.PortForw
 
 def serve_port_forward_stream(svc: CriService, request: http.server.BaseHTTPRequestHandler,
                               pending: PendingRequest) -> None:
-    """The streaming server's handler for a redeemed port-forward URL: the WebSocket transport (SPDY not yet)."""
+    """The streaming server's handler for a redeemed port-forward URL, over SPDY or WebSocket."""
     forward_request: pb.PortForwardRequest = pending.request
-    if not websocket.is_websocket(request):
-        request.send_error(400, "port-forward needs a WebSocket upgrade here (SPDY is not supported yet)")
-        return
     sandbox = svc.sandboxes.get(forward_request.pod_sandbox_id)
-    websocket.serve_port_forward(request, functools.partial(connect_in_pod, sandbox.netns_path))
+    connect = functools.partial(connect_in_pod, sandbox.netns_path)
+    if spdy_server.is_spdy(request):
+        spdy_server.serve_port_forward(request, connect)
+    elif websocket.is_websocket(request):
+        websocket.serve_port_forward(request, connect)
+    else:
+        request.send_error(400, "port-forward needs an upgrade to SPDY/3.1 or WebSocket")

@@ -8,6 +8,7 @@ exits.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 
@@ -41,4 +42,7 @@ class AttachSocket:
         self.sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
+        """Also wakes a thread blocked in ``receive`` (it then sees the end)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()

@@ -6,9 +6,16 @@ the end sends the exit status as a Kubernetes Status on the error channel.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import signal
+import struct
 import subprocess
 import tempfile
+import termios
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +37,56 @@ def exit_status(exit_code: int, command: list[str]) -> bytes:
 
 
 class ExecProcess:
-    """``<runtime> exec`` of the requested command with the container's process settings, stdio on pipes."""
+    """``<runtime> exec`` of the requested command with the container's process settings.
+
+    Without a TTY its stdio are pipes. With one, ``terminal`` is the controlling end of a terminal
+    the runtime's exec runs on: both the command's input and its (merged) output.
+    """
 
     def __init__(self, runtime_command: list[str], container_id: str, process: dict[str, Any],
                  request: pb.ExecRequest, work_dir: Path) -> None:
         self.command = list(request.cmd)
-        spec = {**process, "args": self.command, "terminal": False}
+        self.terminal: int | None = None
+        spec = {**process, "args": self.command, "terminal": request.tty}
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="exec-", dir=work_dir, delete=False) as file:
             json.dump(spec, file)
         self._spec_path = Path(file.name)
+        self._pid_path = self._spec_path.with_suffix(".pid")
+        runtime_command = [*runtime_command, "exec", "--pid-file", str(self._pid_path)]
         try:
-            self.proc = subprocess.Popen(
-                [*runtime_command, "exec", "--process", file.name, container_id],
-                stdin=subprocess.PIPE if request.stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
-            )
+            if request.tty:
+                self._start_with_terminal(runtime_command, container_id)
+            else:
+                self.proc = subprocess.Popen(
+                    [*runtime_command, "--process", file.name, container_id],
+                    stdin=subprocess.PIPE if request.stdin else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+                )
         except OSError:
             self._spec_path.unlink(missing_ok=True)
             raise
+
+    def _start_with_terminal(self, runtime_command: list[str], container_id: str) -> None:
+        """``exec --tty`` attached to a terminal of ours: the runtime copies between it and the one it
+        allocates inside the container, and resizes that one when told (SIGWINCH) that ours changed."""
+        master, follower = os.openpty()
+        try:
+            self.proc = subprocess.Popen(
+                [*runtime_command, "--tty", "--process", str(self._spec_path), container_id],
+                stdin=follower, stdout=follower, stderr=follower, close_fds=True, start_new_session=True,
+            )
+        except OSError:
+            os.close(master)
+            raise
+        finally:
+            os.close(follower)
+        self.terminal = master
+
+    def resize(self, width: int, height: int) -> None:
+        if self.terminal is not None:
+            fcntl.ioctl(self.terminal, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGWINCH)
 
     def wait(self) -> int:
         """The exit code, once the process (and so the runtime's exec) has ended."""
@@ -55,13 +94,55 @@ class ExecProcess:
             return self.proc.wait()
         finally:
             self._spec_path.unlink(missing_ok=True)
+            self._pid_path.unlink(missing_ok=True)
 
-    def kill(self, grace: float = 2.0) -> None:
-        """End the command: SIGTERM (the runtime's exec passes it on to the process), then SIGKILL."""
+    def close_terminal(self) -> None:
+        if self.terminal is not None:
+            os.close(self.terminal)
+            self.terminal = None
+
+    def stop_if_running(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            self.kill()
+
+    def kill(self) -> None:
+        """End the command and everything it started in the container, then the runtime's exec.
+
+        Signalling the runtime's exec would reach only the command itself; its children (a shell's
+        ``sleep``) would live on, holding the output pipes open.
+        """
+        pid = self._exec_pid()
+        for victim in [*_descendants(pid), pid] if pid else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.kill()
         self.wait()
+
+
+    def _exec_pid(self, patience: float = 2.0) -> int:
+        """The command's pid from the runtime's pid file, which it writes just after starting the command."""
+        deadline = time.monotonic() + patience
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                return int(self._pid_path.read_text())
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                return 0
+            time.sleep(0.01)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, deepest last found first (from /proc's parent links)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found

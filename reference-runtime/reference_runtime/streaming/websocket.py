@@ -11,6 +11,7 @@ import contextlib
 import http.server
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable
@@ -18,16 +19,19 @@ from urllib.parse import parse_qs, urlsplit
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping, RejectConnection, Request
-from wsproto.utilities import LocalProtocolError
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from reference_runtime.streaming.attach import AttachSocket
 from reference_runtime.streaming.remotecommand import SUCCESS_STATUS, ExecProcess, exit_status
+from reference_runtime.streaming.spdy_server import port_forward_session
 
 log = logging.getLogger("reference_runtime.streaming")
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 PROTOCOLS = (V5, V4)
-PORT_FORWARD_PROTOCOLS = (V4,)  # kubelet's WebSocket port-forward speaks v4.channel.k8s.io
-STDIN, STDOUT, STDERR, ERROR = 0, 1, 2, 3
+# kubelet's own WebSocket port-forward speaks v4.channel.k8s.io; upstream crictl tunnels a SPDY session.
+SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
+PORT_FORWARD_PROTOCOLS = (SPDY_TUNNEL, V4)
+STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE = 255
 READ_SIZE = 32 * 1024
 
@@ -92,17 +96,28 @@ def serve_exec(request: http.server.BaseHTTPRequestHandler, process_factory: Cal
     if channels is None:
         return
     process = process_factory()
-    pumps = [threading.Thread(target=_pump, args=(stream, channel, channels), daemon=True)
-             for stream, channel in ((process.proc.stdout, STDOUT), (process.proc.stderr, STDERR))]
+    if process.terminal is not None:
+        pumps = [threading.Thread(target=_pump_terminal, args=(process.terminal, channels), daemon=True)]
+    else:
+        pumps = [threading.Thread(target=_pump, args=(stream, channel, channels), daemon=True)
+                 for stream, channel in ((process.proc.stdout, STDOUT), (process.proc.stderr, STDERR))]
     for pump in pumps:
         pump.start()
-    reader = threading.Thread(target=channels.receive, args=(_stdin_writer(process, channels.protocol),),
-                              daemon=True, name="exec-ws-reader")
+    def read_until_client_leaves() -> None:
+        try:
+            channels.receive(_stdin_writer(process, channels.protocol))
+        except (OSError, RemoteProtocolError):
+            log.info("exec client connection broke", extra={"command": process.command})
+        finally:
+            process.stop_if_running()  # the client left before the command ended: end it too
+
+    reader = threading.Thread(target=read_until_client_leaves, daemon=True, name="exec-ws-reader")
     reader.start()
     try:
         exit_code = process.wait()
         for pump in pumps:
             pump.join()
+        process.close_terminal()
         channels.send(ERROR, exit_status(exit_code, process.command))
     except OSError:
         log.info("exec client went away", extra={"command": process.command})
@@ -128,7 +143,15 @@ def serve_attach(request: http.server.BaseHTTPRequestHandler, attach: AttachSock
             elif channel == CLOSE and channels.protocol == V5 and payload[:1] == bytes([STDIN]):
                 attach.close_stdin()
 
-    threading.Thread(target=channels.receive, args=(on_message,), daemon=True, name="attach-ws-reader").start()
+    def read_until_client_leaves() -> None:
+        try:
+            channels.receive(on_message)
+        except (OSError, RemoteProtocolError):
+            log.info("attach client connection broke")
+        finally:
+            attach.close()  # stop relaying output to a client that is gone
+
+    threading.Thread(target=read_until_client_leaves, daemon=True, name="attach-ws-reader").start()
     wanted = {"stdout": stdout, "stderr": stderr}
     try:
         while (packet := attach.receive()) is not None:
@@ -153,6 +176,13 @@ def serve_port_forward(request: http.server.BaseHTTPRequestHandler, connect: Cal
     ports = [int(value) for value in parse_qs(urlsplit(request.path).query).get("port", []) if value.isdigit()]
     channels = WebSocketChannels.accept(request, PORT_FORWARD_PROTOCOLS)
     if channels is None:
+        return
+    if channels.protocol == SPDY_TUNNEL:
+        try:
+            port_forward_session(WebSocketTunnel(channels), connect)  # type: ignore[arg-type]
+        finally:
+            channels.close()
+            request.close_connection = True
         return
     connections: dict[int, socket.socket] = {}
     try:
@@ -181,6 +211,41 @@ def serve_port_forward(request: http.server.BaseHTTPRequestHandler, connect: Cal
         request.close_connection = True
 
 
+class WebSocketTunnel:
+    """The WebSocket's binary messages as one byte stream each way, socket-like, for a tunnelled SPDY session."""
+
+    def __init__(self, channels: WebSocketChannels) -> None:
+        self.channels = channels
+        self._buffer = bytearray()
+        self._ended = False
+
+    def recv(self, size: int) -> bytes:
+        while not self._buffer and not self._ended:
+            data = self.channels.sock.recv(READ_SIZE)
+            if not data:
+                self._ended = True
+                break
+            self.channels.connection.receive_data(data)
+            for event in self.channels.connection.events():
+                if isinstance(event, BytesMessage):
+                    self._buffer += event.data
+                elif isinstance(event, CloseConnection):
+                    self._ended = True
+        chunk = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return chunk
+
+    def sendall(self, data: bytes) -> None:
+        with self.channels._send_lock:
+            self.channels.sock.sendall(self.channels.connection.send(BytesMessage(data=data)))
+
+    def shutdown(self, how: int) -> None:
+        self.channels.close()
+
+    def close(self) -> None:
+        self.channels.close()
+
+
 def _relay_to_client(connection: socket.socket, channel: int, channels: WebSocketChannels) -> None:
     with contextlib.suppress(OSError):
         while data := connection.recv(READ_SIZE):
@@ -195,19 +260,29 @@ def _pump(stream: object, channel: int, channels: WebSocketChannels) -> None:
             return
 
 
+def _pump_terminal(terminal: int, channels: WebSocketChannels) -> None:
+    with contextlib.suppress(OSError):  # EIO once the command ends and the terminal's other end closes
+        while chunk := os.read(terminal, READ_SIZE):
+            channels.send(STDOUT, chunk)
+
+
 def _stdin_writer(process: ExecProcess, protocol: str) -> Callable[[int, bytes], None]:
+    """Client messages: stdin to the pipe or terminal, v5's close of stdin, and terminal sizes."""
+
     def on_message(channel: int, payload: bytes) -> None:
-        stdin = process.proc.stdin
-        if stdin is None:
-            return
-        try:
-            if channel == STDIN:
-                stdin.write(payload)
-                stdin.flush()
-            elif channel == CLOSE and protocol == V5 and payload[:1] == bytes([STDIN]):
-                stdin.close()
-        except (OSError, ValueError):  # the process is gone or stdin was closed
-            pass
+        with contextlib.suppress(OSError, ValueError):  # the process is gone or its stdin closed
+            if channel == RESIZE:
+                size = json.loads(payload)
+                process.resize(int(size["Width"]), int(size["Height"]))
+            elif process.terminal is not None:
+                if channel == STDIN:
+                    os.write(process.terminal, payload)
+            elif process.proc.stdin is not None:
+                if channel == STDIN:
+                    process.proc.stdin.write(payload)
+                    process.proc.stdin.flush()
+                elif channel == CLOSE and protocol == V5 and payload[:1] == bytes([STDIN]):
+                    process.proc.stdin.close()
 
     return on_message
 

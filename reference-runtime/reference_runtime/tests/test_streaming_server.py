@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -52,24 +53,35 @@ def test_tokens_expire_and_are_bounded() -> None:
 
 
 @pytest.fixture(scope="module")
-def running(local_registry: object,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RuntimeClient, str, str]]:
+def testbed(local_registry: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRuntimeTestbed]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     with ReferenceRuntimeTestbed(tmp_path_factory.mktemp("rr"), local_registry.address) as bed:  # type: ignore[attr-defined]
-        with ImageClient.connect(bed.endpoint, timeout=60) as images:
-            for image in (BUSYBOX, NGINX):
-                images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=image)))
-        with RuntimeClient.connect(bed.endpoint, timeout=60) as runtime:
-            name = uuid.uuid4().hex[:10]
-            pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="streaming"))
-            pod_id = runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod)).pod_sandbox_id
-            config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=BUSYBOX),
-                                        command=["sleep", "3600"])
-            request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
-            container_id = runtime.create_container(request).container_id
-            runtime.start_container(pb.StartContainerRequest(container_id=container_id))
-            yield runtime, pod_id, container_id
+        yield bed
+
+
+@pytest.fixture
+def streaming_daemon_pid(testbed: ReferenceRuntimeTestbed) -> int:
+    assert testbed.proc is not None
+    return testbed.proc.pid
+
+
+@pytest.fixture(scope="module")
+def running(testbed: ReferenceRuntimeTestbed) -> Iterator[tuple[RuntimeClient, str, str]]:
+    """A pod with a running busybox container, on the module's runtime."""
+    with ImageClient.connect(testbed.endpoint, timeout=60) as images:
+        for image in (BUSYBOX, NGINX):
+            images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=image)))
+    with RuntimeClient.connect(testbed.endpoint, timeout=60) as runtime:
+        name = uuid.uuid4().hex[:10]
+        pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="streaming"))
+        pod_id = runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod)).pod_sandbox_id
+        config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=BUSYBOX),
+                                    command=["sleep", "3600"])
+        request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
+        container_id = runtime.create_container(request).container_id
+        runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+        yield runtime, pod_id, container_id
 
 
 def code_of(call: object) -> grpc.StatusCode:
@@ -206,3 +218,47 @@ def test_port_forward_over_websocket(running: tuple[RuntimeClient, str, str]) ->
         connection.shutdown()
     runtime.stop_container(pb.StopContainerRequest(container_id=container_id))
     runtime.remove_container(pb.RemoveContainerRequest(container_id=container_id))
+
+
+def daemon_footprint(pid: int) -> tuple[int, int, int]:
+    """(threads, open fds, child processes) of the daemon."""
+    children = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit() and _parent(entry) == pid]
+    return len(list(Path(f"/proc/{pid}/task").iterdir())), len(list(Path(f"/proc/{pid}/fd").iterdir())), len(children)
+
+
+def _parent(proc_dir: Path) -> int:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def test_aborted_sessions_leave_nothing_behind(running: tuple[RuntimeClient, str, str],
+                                               streaming_daemon_pid: int) -> None:
+    import concurrent.futures
+
+    import websocket  # websocket-client
+
+    runtime, _, container_id = running
+
+    def abort_one(_: int) -> None:
+        request = pb.ExecRequest(container_id=container_id, cmd=["sh", "-c", "echo started; sleep 30"],
+                                 stdout=True, stdin=True)
+        url = runtime.exec(request).url.replace("http://", "ws://", 1)
+        connection = websocket.create_connection(url, subprotocols=["v5.channel.k8s.io"], timeout=10)
+        connection.recv_data()  # the command runs: now vanish without a goodbye
+        connection.shutdown()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(abort_one, range(16)))  # warm up: the gRPC server keeps the worker threads it grew
+        time.sleep(3)
+        before = daemon_footprint(streaming_daemon_pid)
+        list(pool.map(abort_one, range(200)))
+    deadline = time.monotonic() + 20
+    while (after := daemon_footprint(streaming_daemon_pid)) > before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    threads, fds, children = after
+    if children > before[2]:
+        print(subprocess.run(["ps", "-o", "pid,stat,comm,args", "--ppid", str(streaming_daemon_pid)],
+                             capture_output=True, text=True).stdout)
+    assert threads <= before[0] + 2 and fds <= before[1] + 2 and children <= before[2], (before, after)

@@ -1,0 +1,142 @@
+"""``crictl exec``, ``attach`` and ``port-forward`` against both runtimes, over SPDY and WebSocket."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from cri_api import pb
+from crictl.commands.portforward import parse_ports
+from crictl.tests.conftest import CLEAN_ENV, Runtime, pod_config
+from critest.images.catalog import BUSYBOX, NGINX
+
+pytestmark = pytest.mark.root
+
+# containerd 1.6's WebSocket streaming: only v4.channel.k8s.io (no way to close stdin), no port-forward tunnel.
+CONTAINERD_16_WEBSOCKET = "containerd 1.6 speaks only v4.channel.k8s.io over WebSocket and has no port-forward tunnel"
+
+
+def known_containerd_gap(runtime: Runtime, transport: str) -> None:
+    if runtime.name == "containerd" and transport == "websocket":
+        pytest.xfail(CONTAINERD_16_WEBSOCKET)
+
+
+def test_port_specs_parse_as_upstream() -> None:
+    assert parse_ports(("8080:80", "9000", ":443")) == [(8080, 80), (9000, 9000), (0, 443)]
+    with pytest.raises(Exception, match="LOCAL"):
+        parse_ports(("a:b",))
+
+
+def start(runtime: Runtime, pod_id: str, image: str, command: list[str], **fields: object) -> str:
+    name = uuid.uuid4().hex[:8]
+    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=f"c-{name}"), image=pb.ImageSpec(image=image),
+                                command=command, **fields)  # type: ignore[arg-type]
+    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
+                                        sandbox_config=pod_config(f"streaming-{pod_id[:8]}"))
+    container_id = runtime.client.create_container(request, timeout=60).container_id
+    runtime.client.start_container(pb.StartContainerRequest(container_id=container_id), timeout=60)
+    return container_id
+
+
+@pytest.fixture(scope="module")
+def sleeper(runtime: Runtime) -> Iterator[tuple[Runtime, str, str]]:
+    for image in (BUSYBOX, NGINX):
+        runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=image)))
+    pod_id = runtime.run_pod(f"streaming-{uuid.uuid4().hex[:6]}")
+    yield runtime, pod_id, start(runtime, pod_id, BUSYBOX, ["sleep", "3600"])
+
+
+@pytest.mark.parametrize("transport", ["spdy", "websocket"])
+def test_exec_passes_output_and_exit_code_on(sleeper: tuple[Runtime, str, str], transport: str) -> None:
+    runtime, _, container_id = sleeper
+    result = runtime.crictl("exec", "-x", transport, container_id[:12], "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    known_containerd_gap(runtime, transport)
+    piped = subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint, "exec", "-i",
+                            "-x", transport, container_id, "cat"], input="through stdin", capture_output=True,
+                           text=True, env=CLEAN_ENV, timeout=60)
+    assert (piped.returncode, piped.stdout) == (0, "through stdin")
+
+
+def test_exec_sync(sleeper: tuple[Runtime, str, str]) -> None:
+    runtime, _, container_id = sleeper
+    result = runtime.crictl("exec", "-s", container_id, "sh", "-c", "echo synced; exit 4")
+    assert (result.returncode, result.stdout) == (4, "synced\n")
+
+
+def test_exec_in_an_unknown_container_is_one_line(sleeper: tuple[Runtime, str, str]) -> None:
+    runtime, _, _ = sleeper
+    result = runtime.crictl("exec", "no-such-container", "true")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and result.stderr.startswith("crictl: ")
+
+
+@pytest.mark.parametrize("transport", ["spdy", "websocket"])
+def test_port_forward_reaches_the_pods_web_server(sleeper: tuple[Runtime, str, str], transport: str) -> None:
+    runtime, pod_id, _ = sleeper
+    known_containerd_gap(runtime, transport)
+    start(runtime, pod_id, NGINX, [])
+    with subprocess.Popen([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint,
+                           "port-forward", "-x", transport, pod_id, ":80"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLEAN_ENV) as forward:
+        check_forwarding(forward)
+
+
+def check_forwarding(forward: subprocess.Popen[str]) -> None:
+    try:
+        line = forward.stdout.readline() if forward.stdout else ""
+        assert line.startswith("Forwarding from 127.0.0.1:"), line + (forward.stderr.read() if forward.stderr else "")
+        local = int(line.split(":")[1].split()[0])
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=5) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "no answer through the forwarded port"
+                time.sleep(0.3)
+    finally:
+        forward.terminate()
+        forward.wait(10)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_exec_it_in_a_real_terminal(sleeper: tuple[Runtime, str, str]) -> None:
+    """Typing shows output, a window resize reaches the container, the exit code comes back."""
+    runtime, _, container_id = sleeper
+    session = f"crictl-{uuid.uuid4().hex[:8]}"
+    command = (f"{sys.executable} -m crictl --runtime-endpoint {runtime.endpoint} exec -it {container_id} sh; "
+               "echo EXIT=$?; sleep 30")
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command], check=True)
+    try:
+        def screen() -> str:
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                  text=True, check=True).stdout
+
+        def wait_for(text: str) -> None:
+            deadline = time.monotonic() + 20
+            while text not in screen():
+                assert time.monotonic() < deadline, f"{text!r} never appeared:\n{screen()}"
+                time.sleep(0.2)
+
+        def type_line(line: str) -> None:
+            subprocess.run(["tmux", "send-keys", "-t", session, line, "Enter"], check=True)
+
+        time.sleep(1.5)
+        type_line("echo hel''lo-from-tty")
+        wait_for("hello-from-tty")
+        subprocess.run(["tmux", "resize-window", "-t", session, "-x", "120", "-y", "40"], check=True)
+        time.sleep(0.5)
+        type_line("stty size")
+        wait_for("40 120")
+        type_line("exit 7")
+        wait_for("EXIT=7")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
