@@ -497,14 +497,17 @@ class SpdyStream:
 
 
 class SpdyConnection:
-    """A client-side SPDY/3.1 session over an already upgraded socket.
+    """A SPDY/3.1 session over an already upgraded socket (a client's, or with ``on_stream`` a server's).
 
     A reader thread parses frames and dispatches them; writes from any thread go through one lock so
     frames never interleave and the header compression context sees blocks in wire order.
     """
 
-    def __init__(self, sock: socket.socket, initial_bytes: bytes = b"", is_client: bool = True) -> None:
+    def __init__(self, sock: socket.socket, initial_bytes: bytes = b"", is_client: bool = True,
+                 on_stream: Callable[[SpdyStream], None] | None = None) -> None:
         self._sock = sock
+        # A server passes on_stream: streams the peer opens are accepted and handed to it.
+        self._on_stream = on_stream
         self._encoder = FrameEncoder()
         self._decoder = FrameDecoder()
         self._write_lock = threading.Lock()
@@ -636,9 +639,17 @@ class SpdyConnection:
                 if stream is not None:
                     stream._on_failure(f"reset by peer with status {status}", status)
                     self._forget(sid)
-            case SynStream(stream_id=sid):
-                # Kubernetes servers never open streams towards the client.
-                self._send_quietly(RstStream(sid, RST_REFUSED_STREAM))
+            case SynStream(stream_id=sid, headers=headers, flags=flags):
+                if self._on_stream is None:  # Kubernetes servers never open streams towards the client
+                    self._send_quietly(RstStream(sid, RST_REFUSED_STREAM))
+                    return
+                stream = SpdyStream(self, sid, headers)
+                with self._lock:
+                    self._streams[sid] = stream
+                self._send(SynReply(sid, {}))
+                if flags & FLAG_FIN:
+                    stream._on_data(b"", True)
+                self._on_stream(stream)
             case Ping(ping_id=ping_id):
                 event = self._pings.pop(ping_id, None)
                 if event is not None:

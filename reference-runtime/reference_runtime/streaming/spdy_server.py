@@ -4,8 +4,8 @@ After the HTTP upgrade (the client lists the protocol versions it speaks in
 ``X-Stream-Protocol-Version``; we answer with the best we share) the client opens one SPDY stream
 per channel, named by its ``streamtype`` header: ``error``, ``stdin``, ``stdout``, ``stderr``,
 ``resize`` for exec and attach; an ``error``/``data`` pair per connection (with ``port`` and
-``requestid``) for port-forward. The framing is ``cri_api.streaming.spdy``'s; this module adds
-the server's side of the session: accepting the client's streams.
+``requestid``) for port-forward. The framing and the session are ``cri_api.streaming.spdy``'s (in
+server mode it accepts the streams the client opens); this module serves them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from cri_api.streaming.spdy import FLAG_FIN, SpdyConnection, SpdyStream, SynReply, SynStream
+from cri_api.streaming.spdy import SpdyConnection, SpdyStream
 from reference_runtime.streaming.attach import AttachSocket
 from reference_runtime.streaming.remotecommand import SUCCESS_STATUS, ExecProcess, exit_status
 
@@ -35,26 +35,6 @@ READ_SIZE = 32 * 1024
 
 def is_spdy(request: http.server.BaseHTTPRequestHandler) -> bool:
     return request.headers.get("Upgrade", "").lower() == "spdy/3.1"
-
-
-class SpdyServerConnection(SpdyConnection):
-    """A SPDY session in which the client opens the streams: each accepted one goes to ``on_stream``."""
-
-    def __init__(self, sock: socket.socket, on_stream: Callable[[SpdyStream], None]) -> None:
-        self._on_stream = on_stream
-        super().__init__(sock, b"", is_client=False)
-
-    def _dispatch(self, frame: object) -> None:
-        if not isinstance(frame, SynStream):
-            super()._dispatch(frame)  # type: ignore[arg-type]
-            return
-        stream = SpdyStream(self, frame.stream_id, frame.headers)
-        with self._lock:
-            self._streams[frame.stream_id] = stream
-        self._send(SynReply(frame.stream_id, {}))
-        if frame.flags & FLAG_FIN:
-            stream._on_data(b"", True)
-        self._on_stream(stream)
 
 
 def switch_protocols(request: http.server.BaseHTTPRequestHandler, offered_by_us: tuple[str, ...]) -> str | None:
@@ -73,10 +53,12 @@ def switch_protocols(request: http.server.BaseHTTPRequestHandler, offered_by_us:
 
 
 def upgrade(request: http.server.BaseHTTPRequestHandler, offered_by_us: tuple[str, ...],
-            on_stream: Callable[[SpdyStream], None]) -> tuple[SpdyServerConnection, str] | None:
+            on_stream: Callable[[SpdyStream], None]) -> tuple[SpdyConnection, str] | None:
     """Switch protocols and start the SPDY session; None if the client speaks none of ours."""
     protocol = switch_protocols(request, offered_by_us)
-    return None if protocol is None else (SpdyServerConnection(request.connection, on_stream), protocol)
+    if protocol is None:
+        return None
+    return SpdyConnection(request.connection, is_client=False, on_stream=on_stream), protocol
 
 
 class StreamSet:
@@ -229,7 +211,7 @@ def port_forward_session(sock: socket.socket, connect: Callable[[int], socket.so
         if complete:
             _start(_forward, pair["data"], pair["error"], header(stream, "port"), connect)
 
-    SpdyServerConnection(sock, on_stream).wait_closed()
+    SpdyConnection(sock, is_client=False, on_stream=on_stream).wait_closed()
 
 
 def _forward(data: SpdyStream, error: SpdyStream, port_text: str, connect: Callable[[int], socket.socket]) -> None:
