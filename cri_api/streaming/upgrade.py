@@ -61,7 +61,10 @@ def connect(url: str, tls: TLSSettings | None, timeout: float) -> tuple[socket.s
         raise StreamingError(f"unsupported streaming URL scheme {parts.scheme!r} in {url!r}")
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise StreamingError(f"cannot connect to the streaming server {host}:{port}: {exc}") from None
     try:
         # Frames are small and often back to back (a FIN, then the next SYN_STREAM): without this, Nagle
         # holds the second until the peer's delayed ACK, about 40 ms per stream.
@@ -69,6 +72,9 @@ def connect(url: str, tls: TLSSettings | None, timeout: float) -> tuple[socket.s
         if parts.scheme == "https":
             settings = tls or TLSSettings()
             sock = settings.context().wrap_socket(sock, server_hostname=settings.server_name)
+    except ssl.SSLError as exc:
+        sock.close()
+        raise StreamingError(f"TLS with the streaming server {host}:{port} failed: {exc}") from None
     except BaseException:
         sock.close()
         raise

@@ -14,6 +14,8 @@ Keys (all optional; flags of the same name win):
     cni_bin_dir = "/usr/lib/cni"                                # CNI plugin binaries (":"-separated list allowed)
     stream_address = "127.0.0.1"                                # where the exec/attach/port-forward server listens
     stream_port = 0                                             # its port; 0 picks a free one
+    stream_tls_cert = ""                                        # with stream_tls_key: serve https URLs
+    stream_tls_key = ""
     default_runtime_handler = "runc"                            # the handler for an empty RuntimeClass
 
     [runtime_handlers.<name>]                                   # RuntimeClass handlers; runc and crun built in
@@ -67,6 +69,8 @@ class DaemonConfig:
     cni_bin_dir: str = "/usr/lib/cni"
     stream_address: str = "127.0.0.1"
     stream_port: int = 0
+    stream_tls_cert: str = ""
+    stream_tls_key: str = ""
     default_runtime_handler: str = "runc"
     runtime_handlers: dict[str, RuntimeHandler] = field(default_factory=lambda: dict(BUILTIN_HANDLERS))
 
@@ -131,6 +135,8 @@ def validate(config: DaemonConfig) -> DaemonConfig:
     for name in ("address", "root", "state", "pause_image", "cni_conf_dir", "cni_bin_dir"):
         if not getattr(config, name).removeprefix("unix://"):
             raise ConfigError(f"{name} must not be empty")
+    if bool(config.stream_tls_cert) != bool(config.stream_tls_key):
+        raise ConfigError("stream_tls_cert and stream_tls_key go together")
     if not 0 <= config.stream_port <= 65535:
         raise ConfigError(f"stream_port must be 0 to 65535, got {config.stream_port}")
     for name in ("max_concurrent_downloads", "max_layer_inflated_bytes"):

@@ -70,7 +70,8 @@ class CriService:
         self.events = EventBus()
         self.stats = StatsCollector()
         self.trash = Trash(self.layout.root / "trash")
-        self.streaming = StreamingServer(config.stream_address, config.stream_port)
+        tls = (config.stream_tls_cert, config.stream_tls_key) if config.stream_tls_cert else None
+        self.streaming = StreamingServer(config.stream_address, config.stream_port, tls=tls)
         self.reaper = Reaper()
         self.network = CniManager(Path(config.cni_conf_dir), [Path(p) for p in config.cni_bin_dir.split(":") if p],
                                   self.layout.state / "cni-cache")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +25,11 @@ StreamHandler = Callable[[http.server.BaseHTTPRequestHandler, PendingRequest], N
 class StreamingServer:
     """Bound and serving from ``start()`` to ``stop()``."""
 
-    def __init__(self, address: str, port: int = 0, tokens: TokenCache | None = None) -> None:
+    def __init__(self, address: str, port: int = 0, tokens: TokenCache | None = None,
+                 tls: tuple[str, str] | None = None) -> None:
         self.address = address
         self.port = port
+        self.tls = tls  # (certificate file, key file): https URLs
         self.tokens = tokens or TokenCache()
         self.handlers: dict[str, StreamHandler] = {}
         self._http: http.server.ThreadingHTTPServer | None = None
@@ -47,6 +50,10 @@ class StreamingServer:
 
         self._http = http.server.ThreadingHTTPServer((self.address, self.port), Handler)
         self._http.daemon_threads = True
+        if self.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls)
+            self._http.socket = context.wrap_socket(self._http.socket, server_side=True)
         threading.Thread(target=self._http.serve_forever, name="streaming", daemon=True).start()
 
     def stop(self) -> None:
@@ -61,7 +68,7 @@ class StreamingServer:
             raise errors.Unavailable("the streaming server is not running")
         host, port = self._http.server_address[:2]
         host_text = f"[{host}]" if ":" in str(host) else str(host)
-        return f"http://{host_text}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host_text}:{port}"
 
     def url(self, kind: str, request: Any) -> str:
         """An absolute, single-use URL for one stream of ``kind``."""

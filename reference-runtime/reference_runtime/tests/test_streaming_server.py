@@ -262,3 +262,38 @@ def test_aborted_sessions_leave_nothing_behind(running: tuple[RuntimeClient, str
         print(subprocess.run(["ps", "-o", "pid,stat,comm,args", "--ppid", str(streaming_daemon_pid)],
                              capture_output=True, text=True).stdout)
     assert threads <= before[0] + 2 and fds <= before[1] + 2 and children <= before[2], (before, after)
+
+
+def test_streams_over_tls(local_registry: object, tmp_path: Path) -> None:
+    """With stream_tls_cert/key the URLs are https; a client trusting the CA gets through, others do not."""
+    import io
+
+    from cri_api.streaming.client import exec_stream
+    from cri_api.streaming.upgrade import StreamingError, TLSSettings
+    from reference_runtime.tests.registry_servers import CertificateAuthority
+
+    ca = CertificateAuthority(tmp_path / "ca")
+    server = ca.issue("streaming", ip_addresses=("127.0.0.1",), dns_names=("localhost",))
+    config = f'stream_tls_cert = "{server.cert_path}"\nstream_tls_key = "{server.key_path}"\n'
+    with ReferenceRuntimeTestbed(tmp_path / "rr", local_registry.address, config_toml=config) as bed:  # type: ignore[attr-defined]
+        with ImageClient.connect(bed.endpoint, timeout=60) as images:
+            images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+        with RuntimeClient.connect(bed.endpoint, timeout=60) as runtime:
+            name = uuid.uuid4().hex[:10]
+            pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="tls"))
+            pod_id = runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod)).pod_sandbox_id
+            config_ = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=BUSYBOX),
+                                         command=["sleep", "3600"])
+            request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config_, sandbox_config=pod)
+            container_id = runtime.create_container(request).container_id
+            runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+            exec_request = pb.ExecRequest(container_id=container_id, cmd=["echo", "secure"], stdout=True)
+            url = runtime.exec(exec_request).url
+            assert url.startswith("https://127.0.0.1:")
+            out = io.BytesIO()
+            trusted = TLSSettings(ca_file=str(ca.cert_path), server_name="localhost")
+            assert exec_stream(url, None, out, None, tls=trusted) == 0 and out.getvalue() == b"secure\n"
+            other_ca = CertificateAuthority(tmp_path / "other")
+            with pytest.raises(StreamingError):
+                exec_stream(runtime.exec(exec_request).url, None, io.BytesIO(), None,
+                            tls=TLSSettings(ca_file=str(other_ca.cert_path), server_name="localhost"))
