@@ -30,6 +30,7 @@ from google.protobuf.message import Message
 from cri_api import pb
 from cri_api.client import CallRecord, ImageClient, RuntimeClient
 from cri_api.errors import CRIError
+from cri_api.streaming.upgrade import StreamingError
 from critest import constants as c
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -224,7 +225,7 @@ class Cri:
         """Turn a failure inside the block into an expected failure on the runtime the quirk names."""
         try:
             yield
-        except (CRIError, AssertionError) as exc:
+        except (CRIError, AssertionError, StreamingError) as exc:
             if quirk.applies_to(self.version):
                 pytest.xfail(f"{quirk.reason} ({exc})")
             raise

@@ -7,6 +7,7 @@ and every check is on what a user of the stream would see (bytes out, HTTP answe
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -59,6 +60,18 @@ class LockedBuffer(io.RawIOBase):
     def text(self) -> str:
         with self._lock:
             return self._data.decode("utf-8", "replace")
+
+
+CONTAINERD_16_WEBSOCKET = fw.RuntimeQuirk(
+    "containerd", "1.6.",
+    "containerd 1.6 speaks only v4.channel.k8s.io over WebSocket (no way to close stdin) and refuses the "
+    "WebSocket port-forward tunnel (fixed in later releases)",
+)
+
+
+def websocket_quirk(cri: Cri, websocket: bool) -> contextlib.AbstractContextManager[None]:
+    """containerd 1.6's WebSocket gaps as expected failures, for WebSocket runs on containerd 1.6 only."""
+    return cri.known_quirk(CONTAINERD_16_WEBSOCKET) if websocket else contextlib.nullcontext()
 
 
 def start_container_running(cri: Cri, pod_id: str, config: pb.ContainerConfig,
@@ -135,19 +148,20 @@ def test_attach(cri: Cri) -> None:
     typist = threading.Thread(target=_type_echo_hello, args=(out, stdin_writer, problems, detach, timers),
                               name="attach-typist")
     typist.start()
-    try:
-        attach_stream(url, stdin, out, err, transport=transport(cri.context.websocket_attach),
-                      timeout=STREAM_TIMEOUT_SECONDS, cancel=detach)
-    finally:
-        typist.join(STREAM_TIMEOUT_SECONDS + 15)
-        for timer in timers:
-            timer.cancel()
-        stdin_writer.close()
-        stdin.close()
-    assert not problems, problems[0] if problems else ""
-    assert not detach.is_set(), (
-        f"attach did not end within {ATTACH_END_SECONDS:.0f}s of closing stdin (a WebSocket v4 server, "
-        "which has no close signal, cannot learn that stdin ended)")
+    with websocket_quirk(cri, cri.context.websocket_attach):
+        try:
+            attach_stream(url, stdin, out, err, transport=transport(cri.context.websocket_attach),
+                          timeout=STREAM_TIMEOUT_SECONDS, cancel=detach)
+        finally:
+            typist.join(STREAM_TIMEOUT_SECONDS + 15)
+            for timer in timers:
+                timer.cancel()
+            stdin_writer.close()
+            stdin.close()
+        assert not problems, problems[0] if problems else ""
+        assert not detach.is_set(), (
+            f"attach did not end within {ATTACH_END_SECONDS:.0f}s of closing stdin (a WebSocket v4 server, "
+            "which has no close signal, cannot learn that stdin ended)")
     assert err.text() == "", f"The stderr of attach should be empty, got {err.text()!r}"
 
 
@@ -203,10 +217,11 @@ def check_main_page(url: str) -> None:
 def check_port_forward(cri: Cri, pod_id: str, local_port: int, remote_port: int) -> None:
     url = cri.runtime.port_forward(pb.PortForwardRequest(pod_sandbox_id=pod_id)).url
     assert url, "PortForward returned no URL"
-    with port_forward(url, [(local_port, remote_port)], transport=transport(cri.context.websocket_portforward),
-                      timeout=STREAM_TIMEOUT_SECONDS) as forwarder:
-        check_main_page(f"http://127.0.0.1:{local_port}")
-    assert not forwarder.errors, f"port forward reported: {forwarder.errors}"
+    with websocket_quirk(cri, cri.context.websocket_portforward):
+        with port_forward(url, [(local_port, remote_port)], transport=transport(cri.context.websocket_portforward),
+                          timeout=STREAM_TIMEOUT_SECONDS) as forwarder:
+            check_main_page(f"http://127.0.0.1:{local_port}")
+        assert not forwarder.errors, f"port forward reported: {forwarder.errors}"
 
 
 def pod_with_port(cri: Cri, container_port: int, host_network: bool) -> tuple[str, pb.PodSandboxConfig]:

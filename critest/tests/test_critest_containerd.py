@@ -74,3 +74,12 @@ def test_parallel_gives_the_serial_results(parallel_run: CritestRun, containerd_
     assert serial_run.result.returncode == parallel_run.result.returncode
     # Speed is not asserted here (a loaded CI machine would make it flaky); the figures go in the log.
     print(f"critest against containerd: serial {serial_run.seconds:.1f}s, --parallel 2 {parallel_run.seconds:.1f}s")
+
+
+def test_streaming_over_websocket_passes_or_fails_as_known(containerd_testbed: ContainerdTestbed, images_file: Path,
+                                                           tmp_path: Path) -> None:
+    run = run_critest(containerd_testbed.endpoint, images_file, tmp_path, "--focus=Streaming", "--websocket-exec",
+                      "--websocket-attach", "--websocket-portforward")
+    assert run.result.returncode == 0, run.result.stdout[-4000:]
+    streaming = {name: outcome for name, outcome in run.outcomes.items() if "Streaming" in name}
+    assert sorted(streaming.values()).count("failed") == 0 and len(streaming) == 5, streaming

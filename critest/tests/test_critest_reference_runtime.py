@@ -41,3 +41,20 @@ def test_critest_passes_against_the_reference_runtime(reference_runtime_testbed:
                    if reason != c.FILTERED_OUT and not any(known in reason for known in HOST_SKIP_REASONS)}
     assert not unexplained, unexplained
     assert sum(case.get("status") == "passed" for case in cases) >= 95, result.stdout[-3000:]
+
+
+def test_streaming_specs_pass_over_websocket(reference_runtime_testbed: ReferenceRuntimeTestbed,
+                                             test_images_dir: Path, tmp_path: Path) -> None:
+    digests = json.loads((test_images_dir / "images.json").read_text())
+    images_file = write_critest_images_file(digests, tmp_path / "test-images.yaml")
+    critest = Path(sys.executable).parent / "critest"
+    result = subprocess.run(
+        [str(critest), f"--runtime-endpoint={reference_runtime_testbed.endpoint}", "--focus=Streaming",
+         "--websocket-exec", "--websocket-attach", "--websocket-portforward", f"--test-images-file={images_file}",
+         f"--report-dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    passed = [case for case in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
+              if case.get("status") == "passed" and "Streaming" in (case.get("name") or "")]
+    assert len(passed) == 5, result.stdout[-3000:]
