@@ -21,10 +21,14 @@ RUN_TIMEOUT_SECONDS = 600
 
 
 def junit_outcomes(path: Path) -> dict[str, str]:
+    """Each spec's outcome; an expected failure of a known runtime quirk counts as passed (it is no finding,
+    and a racy quirk may show in one run and not in the next)."""
     outcomes = {}
     for case in ET.parse(path).getroot().iter("testcase"):
         failed = case.find("failure") is not None or case.find("error") is not None
-        outcomes[case.get("name", "")] = "failed" if failed else case.get("status", "")
+        skipped = case.find("skipped")
+        known = skipped is not None and skipped.get("message", "").startswith("skipped - expected failure")
+        outcomes[case.get("name", "")] = "failed" if failed else "passed" if known else case.get("status", "")
     return outcomes
 
 
