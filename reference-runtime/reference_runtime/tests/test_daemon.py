@@ -16,7 +16,7 @@ import pytest
 
 from cri_api import pb
 from cri_api.client import ImageClient, RuntimeClient
-from cri_api.errors import CRIError
+from cri_api.errors import CRIError, EndpointError
 
 
 def daemon_argv(tmp_path: Path, *extra: str) -> list[str]:
@@ -32,11 +32,25 @@ def wait_for_socket(path: Path, proc: subprocess.Popen[str], timeout: float = 20
         time.sleep(0.05)
 
 
+def wait_until_ready(path: Path, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    """The socket appears before start-up recovery ends (calls get UNAVAILABLE meanwhile): wait for both."""
+    wait_for_socket(path, proc, timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            RuntimeClient.connect(str(path)).close()
+            return
+        except EndpointError:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "daemon did not become ready"
+            time.sleep(0.05)
+
+
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(daemon_argv(tmp_path), stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_socket(tmp_path / "cri.sock", proc)
+        wait_until_ready(tmp_path / "cri.sock", proc)
         yield proc
     finally:
         if proc.poll() is None:
