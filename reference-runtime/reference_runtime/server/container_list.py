@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from cri_api import pb
-from reference_runtime.server.container_helpers import refresh
-from reference_runtime.server.container_status import to_status
+from reference_runtime.server.container_helpers import STATES, refresh
+from reference_runtime.server.container_status import image_ref
 from reference_runtime.server.service import CriService
 
 
@@ -19,13 +19,17 @@ def listed_containers(svc: CriService, container_filter: pb.ContainerFilter) -> 
             continue
         if container_filter.pod_sandbox_id and not record.sandbox_id.startswith(container_filter.pod_sandbox_id):
             continue
-        status = to_status(svc, refresh(svc, record))
-        if container_filter.HasField("state") and status.state != container_filter.state.state:
+        record = refresh(svc, record)
+        state = STATES.get(record.state, pb.ContainerState.CONTAINER_UNKNOWN)
+        if container_filter.HasField("state") and state != container_filter.state.state:
             continue
-        if any(status.labels.get(key) != value for key, value in container_filter.label_selector.items()):
+        config = record.config
+        if any(config.labels.get(key) != value for key, value in container_filter.label_selector.items()):
             continue
-        items.append(pb.Container(id=status.id, pod_sandbox_id=record.sandbox_id, metadata=status.metadata,
-                                  image=status.image, image_ref=status.image_ref, image_id=status.image_id,
-                                  state=status.state, created_at=status.created_at, labels=status.labels,
-                                  annotations=status.annotations))
+        # Built from the record alone: a listing reads no container's OCI spec from disk.
+        items.append(pb.Container(
+            id=record.id, pod_sandbox_id=record.sandbox_id, metadata=config.metadata,
+            image=pb.ImageSpec(image=record.image_ref, annotations=config.image.annotations),
+            image_ref=image_ref(svc, record), image_id=record.image_id, state=state,
+            created_at=record.created_at, labels=config.labels, annotations=config.annotations))
     return items

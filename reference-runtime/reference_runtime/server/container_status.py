@@ -20,16 +20,20 @@ def container_status(svc: CriService, request: pb.ContainerStatusRequest) -> pb.
 def to_status(svc: CriService, record: ContainerRecord) -> pb.ContainerStatus:
     config = record.config
     spec = runtime_spec(svc, record.id)
-    image = svc.images.store.get(record.image_id)
-    image_ref = image.repo_digests[0] if image is not None and image.repo_digests else record.image_id
     return pb.ContainerStatus(
         id=record.id, metadata=config.metadata, state=STATES.get(record.state, pb.ContainerState.CONTAINER_UNKNOWN),
         created_at=record.created_at, started_at=record.started_at, finished_at=record.finished_at,
         exit_code=record.exit_code, image=pb.ImageSpec(image=record.image_ref, annotations=config.image.annotations),
-        image_ref=image_ref, image_id=record.image_id, reason=record.reason, message=record.message,
+        image_ref=image_ref(svc, record), image_id=record.image_id, reason=record.reason, message=record.message,
         labels=config.labels, annotations=config.annotations, mounts=config.mounts, log_path=record.log_path,
         resources=container_resources(config, spec), user=container_user(spec),
     )
+
+
+def image_ref(svc: CriService, record: ContainerRecord) -> str:
+    """The image's repo digest, as containerd reports it; its ID once the image is gone."""
+    image = svc.images.store.get(record.image_id)
+    return image.repo_digests[0] if image is not None and image.repo_digests else record.image_id
 
 
 def container_user(spec: dict[str, Any]) -> pb.ContainerUser:

@@ -73,15 +73,20 @@ def running(testbed: ReferenceRuntimeTestbed) -> Iterator[tuple[RuntimeClient, s
         for image in (BUSYBOX, NGINX):
             images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=image)))
     with RuntimeClient.connect(testbed.endpoint, timeout=60) as runtime:
-        name = uuid.uuid4().hex[:10]
-        pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="streaming"))
-        pod_id = runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod)).pod_sandbox_id
-        config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=BUSYBOX),
-                                    command=["sleep", "3600"])
-        request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
-        container_id = runtime.create_container(request).container_id
-        runtime.start_container(pb.StartContainerRequest(container_id=container_id))
-        yield runtime, pod_id, container_id
+        yield runtime, *start_sleeper(runtime, "streaming")
+
+
+def start_sleeper(runtime: RuntimeClient, namespace: str) -> tuple[str, str]:
+    """A pod with a busybox container sleeping an hour: (pod ID, container ID)."""
+    name = uuid.uuid4().hex[:10]
+    pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace=namespace))
+    pod_id = runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod)).pod_sandbox_id
+    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=BUSYBOX),
+                                command=["sleep", "3600"])
+    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
+    container_id = runtime.create_container(request).container_id
+    runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+    return pod_id, container_id
 
 
 def code_of(call: object) -> grpc.StatusCode:
@@ -279,14 +284,7 @@ def test_streams_over_tls(local_registry: object, tmp_path: Path) -> None:
         with ImageClient.connect(bed.endpoint, timeout=60) as images:
             images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
         with RuntimeClient.connect(bed.endpoint, timeout=60) as runtime:
-            name = uuid.uuid4().hex[:10]
-            pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="tls"))
-            pod_id = runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod)).pod_sandbox_id
-            config_ = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image=BUSYBOX),
-                                         command=["sleep", "3600"])
-            request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config_, sandbox_config=pod)
-            container_id = runtime.create_container(request).container_id
-            runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+            _, container_id = start_sleeper(runtime, "tls")
             exec_request = pb.ExecRequest(container_id=container_id, cmd=["echo", "secure"], stdout=True)
             url = runtime.exec(exec_request).url
             assert url.startswith("https://127.0.0.1:")
