@@ -25,7 +25,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from reference_runtime import errors
 from reference_runtime.network import cni
 from reference_runtime.network.cni import CniError, CniManager, NetworkStatus, PodNetwork, PortMapping
 from reference_runtime.network.netns import create_netns, netns_exists, remove_netns
+from reference_runtime.tests.polling import eventually
 
 PLUGIN_DIR = Path("/usr/lib/cni")
 SHARED_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK")
@@ -207,15 +208,6 @@ def host_address(network: Network) -> str:
         if ipaddress.ip_address(address) not in network.subnet:
             return address
     return ""
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def running(pid: int) -> bool:

@@ -27,6 +27,7 @@ from reference_runtime import errors
 from reference_runtime.oci.monitor import Monitor, MonitorPaths
 from reference_runtime.oci.reaper import Reaper, child_info, is_subreaper, set_child_subreaper
 from reference_runtime.oci.runtime import EXEC_OUTPUT_LIMIT, OciRuntime, classify, runtime_message
+from reference_runtime.tests.polling import eventually
 from reference_runtime.tests.rootfs import unpack_single_layer_image
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
@@ -68,15 +69,6 @@ def processes_mentioning(text: str) -> list[str]:
             words = cmdline.replace(b"\0", b" ").decode(errors="replace")
             found.append(f"{entry}: {words}")
     return found
-
-
-def wait_for(condition: Any, timeout: float = 5.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return bool(condition())
 
 
 @dataclass
@@ -181,14 +173,14 @@ class Containers:
                 self.runtime.delete(ctr.id, force=True)
             except errors.Error as exc:
                 leaks.append(f"cannot delete {ctr.id}: {exc}")
-            gone = wait_for(lambda ctr=ctr: not processes_mentioning(ctr.id))
+            gone = eventually(lambda ctr=ctr: not processes_mentioning(ctr.id))
             if not gone:
                 leaks += processes_mentioning(ctr.id)
                 _kill_conmon(ctr.conmon_pid)
             self.monitor.cleanup(ctr.id, ctr.paths)
             if self.runtime.state(ctr.id) is not None:
                 leaks.append(f"runc still knows {ctr.id}")
-        wait_for(lambda: not self._new_zombies(), timeout=3)
+        eventually(lambda: not self._new_zombies(), timeout=3)
         leaks += [f"zombie child {pid}: {child_info(pid)}" for pid in self._new_zombies()]
         return leaks
 
