@@ -1,1 +1,1 @@
-"""One module per crictl command or command family; ``crictl.cli.COMMANDS`` lists them."""
+"""One module per crictl command or command family; ``crictl.cli.COMMANDS`` says which holds which."""

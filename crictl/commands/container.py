@@ -203,7 +203,7 @@ def filter_options(func: click.decorators.FC) -> click.decorators.FC:
     return func
 
 
-@click.command("ps", short_help="List containers", context_settings=COMMAND_SETTINGS)
+@click.command("ps", context_settings=COMMAND_SETTINGS)
 @click.option("-v", "--verbose", is_flag=True, help="Show verbose information for containers")
 @click.option("--id", "container_id", default="", help="Filter by container id")
 @filter_options
@@ -267,7 +267,7 @@ def container_status_lines(response: pb.ContainerStatusResponse, verbose: bool) 
     return lines
 
 
-@click.command("inspect", short_help="Display the status of one or more containers", context_settings=COMMAND_SETTINGS)
+@click.command("inspect", context_settings=COMMAND_SETTINGS)
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
 @click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_JSON,
               show_default=True, help="Output format, One of: json|yaml|table")
@@ -317,7 +317,7 @@ def images_to_pull(config: pb.ContainerConfig) -> list[str]:
     return [config.image.image] + [m.image.image for m in config.mounts if m.HasField("image") and m.image.image]
 
 
-@click.command("create", short_help="Create a new container", context_settings=COMMAND_SETTINGS)
+@click.command("create", context_settings=COMMAND_SETTINGS)
 @click.argument("arguments", metavar="POD container-config.[json|yaml] pod-config.[json|yaml]", nargs=-1)
 @click.option("--no-pull", is_flag=True,
               help="Do not pull the image on container creation (overrides pull-image-on-create=true in config)")
@@ -354,7 +354,7 @@ def create_command(ctx: click.Context, arguments: tuple[str, ...], no_pull: bool
     click.echo(response.container_id)
 
 
-@click.command("start", short_help="Start one or more created containers", context_settings=COMMAND_SETTINGS)
+@click.command("start", context_settings=COMMAND_SETTINGS)
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
 @click.pass_obj
 def start_command(settings: Settings, container_ids: tuple[str, ...]) -> None:
@@ -376,7 +376,7 @@ def stop_container(settings: Settings, container_id: str, timeout: int) -> None:
     click.echo(container_id)
 
 
-@click.command("stop", short_help="Stop one or more running containers", context_settings=COMMAND_SETTINGS)
+@click.command("stop", context_settings=COMMAND_SETTINGS)
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
 @click.option("-t", "--timeout", type=int, default=0,
               help="Seconds to wait to kill the container after a graceful stop is requested")
@@ -429,7 +429,7 @@ def remove_container(settings: Settings, container_id: str, force: bool, keep_lo
         remove_log_files(status.log_path, container_id)
 
 
-@click.command("rm", short_help="Remove one or more containers", context_settings=COMMAND_SETTINGS)
+@click.command("rm", context_settings=COMMAND_SETTINGS)
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
 @click.option("-f", "--force", is_flag=True, help="Force removal of the container, disregarding if running")
 @click.option("-k", "--keep-logs", is_flag=True, help="Preserve the container log file and its rotations")

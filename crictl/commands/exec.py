@@ -80,8 +80,7 @@ def _stdin_source(interactive: bool) -> BinaryIO | None:
     return os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0) if interactive else None
 
 
-@click.command("exec", short_help="Run a command in a running container",
-               context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
 @click.option("-s", "--sync", is_flag=True, help="Run the command synchronously (ExecSync)")
@@ -121,7 +120,7 @@ def exec_command(settings: Settings, interactive: bool, tty: bool, sync: bool, t
     sys.exit(code)
 
 
-@click.command("attach", short_help="Attach to a running container")
+@click.command("attach", )
 @click.option("-i", "--stdin", "interactive", is_flag=True, help="Keep STDIN open")
 @click.option("-t", "--tty", is_flag=True, help="Stdin is a TTY")
 @streaming_options

@@ -37,12 +37,6 @@ FILTER_HELP = ("Filter output based on provided conditions. Available filters: d
                "since=<image-name>[:<tag>]|<image id>|<image@digest>. Multiple filters can be combined together.")
 
 
-def with_aliases(command: click.Command, *aliases: str) -> click.Command:
-    """Record other names the command answers to (the crictl group resolves and lists them)."""
-    command.aliases = list(aliases)  # type: ignore[attr-defined]
-    return command
-
-
 def image_sort_key(image: pb.Image) -> tuple[int, str]:
     """Upstream's order: by first repo tag, else first repo digest, else ID."""
     if image.repo_tags:
@@ -189,7 +183,7 @@ def images_table(found: Sequence[pb.Image], digests: bool, pinned: bool, no_trun
     return rows
 
 
-@click.command("images", short_help="List images", context_settings=COMMAND_SETTINGS)
+@click.command("images", context_settings=COMMAND_SETTINGS)
 @click.argument("repository", metavar="[REPOSITORY[:TAG]]", required=False, default="")
 @click.option("-v", "--verbose", is_flag=True, help="Show verbose info for images")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
@@ -216,9 +210,6 @@ def images_command(settings: Settings, repository: str, verbose: bool, quiet: bo
         echo_table(images_table(found, digests, pinned, no_trunc))
 
 
-with_aliases(images_command, "image", "img")
-
-
 def image_status_lines(response: pb.ImageStatusResponse, verbose: bool) -> list[str]:
     """The ``inspecti -o table`` text of one image."""
     image = response.image
@@ -229,7 +220,7 @@ def image_status_lines(response: pb.ImageStatusResponse, verbose: bool) -> list[
     return lines + ([f"Info: {go_map(response.info)}"] if verbose else [])
 
 
-@click.command("inspecti", short_help="Return the status of one or more images", context_settings=COMMAND_SETTINGS)
+@click.command("inspecti", context_settings=COMMAND_SETTINGS)
 @click.argument("image_ids", metavar="IMAGE-ID [IMAGE-ID...]", nargs=-1)
 @click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_JSON,
               show_default=True, help="Output format, One of: json|yaml|table")
@@ -262,7 +253,7 @@ def inspecti_command(settings: Settings, image_ids: tuple[str, ...], output: str
     echo_status_entries(entries, output)
 
 
-@click.command("pull", short_help="Pull an image from a registry", context_settings=COMMAND_SETTINGS)
+@click.command("pull", context_settings=COMMAND_SETTINGS)
 @click.argument("names", metavar="NAME[:TAG|@DIGEST]", nargs=-1)
 @pull_options
 @click.option("--pod-config", metavar="pod-config.[json|yaml]",
@@ -333,7 +324,7 @@ def remove_image(images: ImageClient, image_id: str, prune: bool) -> None:
         click.echo(f"Deleted: {name}")
 
 
-@click.command("rmi", short_help="Remove one or more images", context_settings=COMMAND_SETTINGS)
+@click.command("rmi", context_settings=COMMAND_SETTINGS)
 @click.argument("image_ids", metavar="IMAGE-ID [IMAGE-ID...]", nargs=-1)
 @click.option("-a", "--all", "remove_all", is_flag=True, help="Remove all images")
 @click.option("-q", "--prune", is_flag=True, help="Remove all unused images")
@@ -371,7 +362,7 @@ def filesystem_lines(label: str, filesystems: Sequence[Any]) -> list[str]:
     return lines
 
 
-@click.command("imagefsinfo", short_help="Return image filesystem info", context_settings=COMMAND_SETTINGS)
+@click.command("imagefsinfo", context_settings=COMMAND_SETTINGS)
 @click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_JSON,
               show_default=True, help="Output format, One of: json|yaml|table")
 @click.pass_obj

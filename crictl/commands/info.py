@@ -35,7 +35,7 @@ def info_entry(response: pb.StatusResponse) -> dict[str, Any]:
     return entry
 
 
-@click.command("info", short_help="Display information of the container runtime", context_settings=COMMAND_SETTINGS)
+@click.command("info", context_settings=COMMAND_SETTINGS)
 @click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML), default=OUTPUT_JSON, show_default=True,
               help="Output format, One of: json|yaml")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
@@ -47,8 +47,7 @@ def info_command(settings: Settings, output: str, quiet: bool) -> None:
     echo_status_entries([info_entry(response)], output)
 
 
-@click.command("runtime-config", short_help="Retrieve the container runtime configuration",
-               context_settings=COMMAND_SETTINGS)
+@click.command("runtime-config", context_settings=COMMAND_SETTINGS)
 @pass_settings
 def runtime_config_command(settings: Settings) -> None:
     """Retrieve the container runtime configuration."""

@@ -162,7 +162,7 @@ def follow(settings: Settings, container_id: str, stream: BinaryIO, output: Outp
         time.sleep(FOLLOW_POLL_SECONDS)
 
 
-@click.command("logs", short_help="Fetch the logs of a container")
+@click.command("logs", )
 @click.argument("container_id", metavar="CONTAINER-ID")
 @click.option("-f", "--follow", "follow_log", is_flag=True, help="Follow log output")
 @click.option("-p", "--previous", is_flag=True, help="Print the logs for the previous instance of the container")

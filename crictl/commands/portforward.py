@@ -29,7 +29,7 @@ def parse_ports(specs: tuple[str, ...]) -> list[tuple[int, int]]:
     return pairs
 
 
-@click.command("port-forward", short_help="Forward local port to a pod")
+@click.command("port-forward", )
 @streaming_options
 @click.argument("pod_id", metavar="POD-ID")
 @click.argument("ports", nargs=-1, required=True, metavar="[LOCAL_PORT:]REMOTE_PORT...")

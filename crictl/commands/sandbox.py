@@ -138,7 +138,7 @@ def pod_row(pod: pb.PodSandbox, no_trunc: bool) -> list[str]:
     ]
 
 
-@click.command("pods", short_help="List pods", context_settings=COMMAND_SETTINGS)
+@click.command("pods", context_settings=COMMAND_SETTINGS)
 @click.option("--id", "pod_id", default="", help="filter by pod id")
 @click.option("--name", help="Filter by pod name regular expression pattern")
 @click.option("--namespace", help="Filter by pod namespace regular expression pattern")
@@ -200,7 +200,7 @@ def pod_status_lines(response: pb.PodSandboxStatusResponse, verbose: bool) -> li
     return lines
 
 
-@click.command("inspectp", short_help="Display the status of one or more pods", context_settings=COMMAND_SETTINGS)
+@click.command("inspectp", context_settings=COMMAND_SETTINGS)
 @click.argument("pod_ids", metavar="POD-ID [POD-ID...]", nargs=-1)
 @click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_JSON,
               show_default=True, help="Output format, One of: json|yaml|table")
@@ -253,7 +253,7 @@ def load_pod_config(path: str) -> pb.PodSandboxConfig:
     return config
 
 
-@click.command("runp", short_help="Run a new pod", context_settings=COMMAND_SETTINGS)
+@click.command("runp", context_settings=COMMAND_SETTINGS)
 @click.argument("pod_config", metavar="pod-config.[json|yaml]", required=False)
 @click.option("-r", "--runtime", "runtime_handler", default="",
               help="Runtime handler to use. Available options are defined by the container runtime.")
@@ -281,7 +281,7 @@ def stop_pod(runtime: RuntimeClient, pod_id: str) -> None:
     click.echo(f"Stopped sandbox {pod_id}")
 
 
-@click.command("stopp", short_help="Stop one or more running pods", context_settings=COMMAND_SETTINGS)
+@click.command("stopp", context_settings=COMMAND_SETTINGS)
 @click.argument("pod_ids", metavar="POD-ID [POD-ID...]", nargs=-1)
 @click.pass_context
 def stopp_command(ctx: click.Context, pod_ids: tuple[str, ...]) -> None:
@@ -313,7 +313,7 @@ def aggregate(errors: Sequence[CrictlError]) -> CrictlError:
     return CrictlError("[" + ", ".join(error.message for error in errors) + "]")
 
 
-@click.command("rmp", short_help="Remove one or more pods", context_settings=COMMAND_SETTINGS)
+@click.command("rmp", context_settings=COMMAND_SETTINGS)
 @click.argument("pod_ids", metavar="POD-ID [POD-ID...]", nargs=-1)
 @click.option("-f", "--force", is_flag=True, help="Force removal of the pod sandbox, disregarding if running")
 @click.option("-a", "--all", "remove_all", is_flag=True, help="Remove all pods")
