@@ -1,4 +1,4 @@
-"""Runtime-wide commands: ``info`` and ``runtime-config``."""
+"""Runtime-wide commands: ``info``, ``runtime-config`` and ``update-runtime-config``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 
 from cri_api import pb
 from crictl.context import Settings, doing, pass_settings
-from crictl.options import COMMAND_SETTINGS
+from crictl.options import COMMAND_SETTINGS, show_help_and_exit
 from crictl.output import OUTPUT_JSON, OUTPUT_YAML, echo_status_entries, output_choice, proto_to_dict, render_table
 
 
@@ -55,3 +55,22 @@ def runtime_config_command(settings: Settings) -> None:
         response = settings.runtime().runtime_config(pb.RuntimeConfigRequest())
     if response.HasField("linux"):
         click.echo(render_table([["cgroup driver:", pb.CgroupDriver.Name(response.linux.cgroup_driver)]], 10))
+
+
+@click.command("update-runtime-config", context_settings={**COMMAND_SETTINGS, "allow_extra_args": True})
+@click.option("-p", "--pod-cidr", metavar="CIDR",
+              help="The new Classless Inter-Domain Routing (CIDR) value to be used for pod IP addresses. "
+                   "If the CIDR is empty, runtimes should omit it.")
+@click.pass_context
+def update_runtime_config_command(ctx: click.Context, pod_cidr: str | None) -> None:
+    """Update the runtime configuration: hand the runtime the node's pod CIDR, as the kubelet does.
+
+    With no flag, or with arguments, the help is shown instead.
+    """
+    if ctx.args or pod_cidr is None:
+        show_help_and_exit(ctx)
+    settings: Settings = ctx.obj
+    config = pb.RuntimeConfig(network_config=pb.NetworkConfig(pod_cidr=pod_cidr))
+    with doing("update runtime config"):
+        settings.runtime().update_runtime_config(pb.UpdateRuntimeConfigRequest(runtime_config=config))
+    click.echo("INFO Runtime config successfully updated", err=True)

@@ -1,12 +1,14 @@
 """UpdateContainerResources: apply new CPU/memory limits to a running container, all or nothing.
 
 The runtime applies the new resources first; only when that worked is the bundle's spec updated,
-so ContainerStatus never reports limits the container does not have.
+so ContainerStatus never reports limits the container does not have. As in containerd, a field the
+request leaves at zero keeps its current value: ``--cpu-quota`` alone does not drop the CPU period or shares.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cri_api import pb
 from reference_runtime import errors
@@ -23,7 +25,7 @@ def update_container_resources(svc: CriService,
         raise errors.FailedPrecondition(f"container {record.id} is {record.state}: its resources cannot change")
     with svc.lock_for(record.id):
         spec = runtime_spec(svc, record.id)
-        resources = {**spec.get("linux", {}).get("resources", {}), **linux_resources(request.linux)}
+        resources = merge_resources(spec.get("linux", {}).get("resources", {}), linux_resources(request.linux))
         if record.state == RUNNING:  # a created container gets them when it starts, from the spec
             runtime, _ = svc.runtime(handler_of(svc, record))
             runtime.update(record.id, resources)
@@ -33,3 +35,12 @@ def update_container_resources(svc: CriService,
         temporary.write_text(json.dumps(spec))
         temporary.replace(bundle)
     return pb.UpdateContainerResourcesResponse()
+
+
+def merge_resources(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``current`` OCI resources with each field ``update`` sets replaced, one level into ``cpu``, ``memory``..."""
+    merged = dict(current)
+    for key, value in update.items():
+        section = current.get(key)
+        merged[key] = {**section, **value} if isinstance(section, dict) and isinstance(value, dict) else value
+    return merged
