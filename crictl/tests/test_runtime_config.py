@@ -25,8 +25,6 @@ def test_pod_cidr_is_accepted(runtime: Runtime, cidr: str) -> None:
 def test_dual_stack_pod_cidrs(runtime: Runtime) -> None:
     """The kubelet joins a dual-stack node's pod CIDRs with a comma."""
     result = runtime.crictl("update-runtime-config", "-p", "10.99.0.0/16,fd00:99::/64")
-    if runtime.name == "reference" and result.returncode == 1:
-        pytest.xfail("the reference runtime's CNI manager holds one pod CIDR and refuses a comma-separated list")
     assert (result.returncode, result.stderr) == (0, UPDATED)
 
 

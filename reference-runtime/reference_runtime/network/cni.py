@@ -28,8 +28,9 @@ retry. ``teardown`` itself stops at the first failing DEL and keeps the cache, a
 Each plugin runs in its own session with a timeout; on expiry its whole process group is killed, so an
 IPAM plugin it started does not keep running (or keep our pipes open).
 
-``update_pod_cidr`` (UpdateRuntimeConfig) only remembers the CIDR: networks set up afterwards pass it as
-the ``ipRanges`` capability (``[[{"subnet": cidr}]]``) to plugins that declare that capability; host-local
+``update_pod_cidr`` (UpdateRuntimeConfig) only remembers the CIDRs (a dual-stack node sends two, comma-separated):
+networks set up afterwards pass them as the ``ipRanges`` capability (one range set per CIDR,
+``[[{"subnet": v4}], [{"subnet": v6}]]``) to plugins that declare that capability; host-local
 puts those ranges before its configured ones, so a config meant for it lists no overlapping ranges.
 No configuration file is written (containerd writes one only from a configured template).
 """
@@ -46,7 +47,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,7 @@ class CniManager:
         self.cache_dir = Path(cache_dir)
         self.interface = interface
         self.timeout = timeout
-        self._pod_cidr = ""
+        self._pod_cidrs: tuple[str, ...] = ()
         self._cidr_lock = threading.Lock()
         self._locks = KeyedLocks()
 
@@ -190,9 +191,7 @@ class CniManager:
                 raise errors.FailedPrecondition(f"cannot set up the pod network: {problem}")
             if not netns_exists(Path(pod.netns_path)):
                 raise errors.FailedPrecondition(f"network namespace {pod.netns_path!r} does not exist")
-            with self._cidr_lock:
-                pod_cidr = self._pod_cidr
-            cache = PodCache(pod.sandbox_id, self.interface, cni_args(pod), capability_args(pod, pod_cidr),
+            cache = PodCache(pod.sandbox_id, self.interface, cni_args(pod), capability_args(pod, self.pod_cidrs),
                              [CachedNetwork(parse_network_config(LOOPBACK_CONFIG, "built-in")), CachedNetwork(network)])
             self._write_cache(cache)
             self._add_all(cache, pod.netns_path)
@@ -224,20 +223,21 @@ class CniManager:
                 for plugin in net.config.plugins:
                     self._run(cache, net.config, plugin, "CHECK", pod.netns_path, net.result)
 
-    def update_pod_cidr(self, cidr: str) -> None:
-        """Remember the node's pod CIDR ("" forgets it) for the ``ipRanges`` capability of later setups."""
-        if cidr:
+    def update_pod_cidr(self, cidrs: str) -> None:
+        """Remember the node's pod CIDRs, comma-separated ("" forgets them), for the ``ipRanges`` of later setups."""
+        parsed = []
+        for cidr in filter(None, (part.strip() for part in cidrs.split(","))):
             try:
-                cidr = str(ipaddress.ip_network(cidr, strict=False))
+                parsed.append(str(ipaddress.ip_network(cidr, strict=False)))
             except ValueError as exc:
                 raise errors.InvalidArgument(f"pod CIDR {cidr!r}: {exc}") from None
         with self._cidr_lock:
-            self._pod_cidr = cidr
+            self._pod_cidrs = tuple(parsed)
 
     @property
-    def pod_cidr(self) -> str:
+    def pod_cidrs(self) -> tuple[str, ...]:
         with self._cidr_lock:
-            return self._pod_cidr
+            return self._pod_cidrs
 
     # -- ADD and DEL -------------------------------------------------------------------------------------
 
@@ -382,9 +382,7 @@ class CniManager:
                      extra={"sandbox": pod.sandbox_id, "reason": problem})
             return None
         loopback = parse_network_config(LOOPBACK_CONFIG, "built-in")
-        with self._cidr_lock:
-            pod_cidr = self._pod_cidr
-        return PodCache(pod.sandbox_id, self.interface, cni_args(pod), capability_args(pod, pod_cidr),
+        return PodCache(pod.sandbox_id, self.interface, cni_args(pod), capability_args(pod, self.pod_cidrs),
                         [CachedNetwork(loopback), CachedNetwork(network)])
 
     def _drop_cache(self, sandbox_id: str) -> None:
@@ -433,7 +431,7 @@ def cni_args(pod: PodNetwork) -> str:
             f"K8S_POD_INFRA_CONTAINER_ID={pod.sandbox_id};K8S_POD_UID={pod.uid}")
 
 
-def capability_args(pod: PodNetwork, pod_cidr: str) -> dict[str, Any]:
+def capability_args(pod: PodNetwork, pod_cidrs: Sequence[str]) -> dict[str, Any]:
     """Every capability value this pod has; each plugin later gets only those it declares."""
     args: dict[str, Any] = {}
     mappings = [port_mapping_json(mapping) for mapping in pod.port_mappings if mapping.host_port > 0]
@@ -441,8 +439,8 @@ def capability_args(pod: PodNetwork, pod_cidr: str) -> dict[str, Any]:
         args["portMappings"] = mappings
     if pod.cgroup_parent:
         args["cgroupPath"] = pod.cgroup_parent
-    if pod_cidr:
-        args["ipRanges"] = [[{"subnet": pod_cidr}]]
+    if pod_cidrs:
+        args["ipRanges"] = [[{"subnet": cidr}] for cidr in pod_cidrs]
     return args
 
 

@@ -423,8 +423,10 @@ def test_the_pod_cidr_reaches_plugins_that_declare_ip_ranges(network: Network) -
     manager = network.manager()
     with pytest.raises(errors.InvalidArgument):
         manager.update_pod_cidr("not-a-cidr")
+    manager.update_pod_cidr(f"{upper_half}, fd00:10::/64")  # dual-stack: one range set per CIDR
+    assert manager.pod_cidrs == (str(upper_half), "fd00:10::/64")
     manager.update_pod_cidr(str(upper_half))
-    assert manager.pod_cidr == str(upper_half)
+    assert manager.pod_cidrs == (str(upper_half),)
     assert ipaddress.ip_address(manager.setup(network.pod()).ip) in upper_half
     manager.update_pod_cidr("")
     with pytest.raises(CniError, match="no IP ranges"):
