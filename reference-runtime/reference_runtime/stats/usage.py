@@ -148,13 +148,24 @@ def _set(message: object, name: str, value: int | None) -> None:
 
 
 def memory_usage(sample: CgroupSample) -> pb.MemoryUsage:
+    """The CRI memory usage; page faults count the whole subtree, as containerd reports them.
+
+    On v1 the cgroup's own ``pgfault`` would leave a pod's parent cgroup, which holds no process itself,
+    at 0; ``total_pgfault`` (the hierarchy's) is what v2's ``pgfault`` always is.
+    """
     usage = pb.MemoryUsage(timestamp=sample.timestamp_ns)
     for name, value in (("working_set_bytes", sample.memory_working_set_bytes),
                         ("available_bytes", sample.memory_available_bytes), ("usage_bytes", sample.memory_usage_bytes),
-                        ("rss_bytes", sample.memory_rss_bytes), ("page_faults", sample.memory_page_faults),
-                        ("major_page_faults", sample.memory_major_page_faults)):
+                        ("rss_bytes", sample.memory_rss_bytes),
+                        ("page_faults", _first_known(sample.memory_hierarchy_page_faults, sample.memory_page_faults)),
+                        ("major_page_faults", _first_known(sample.memory_hierarchy_major_page_faults,
+                                                           sample.memory_major_page_faults))):
         _set(usage, name, value)
     return usage
+
+
+def _first_known(*values: int | None) -> int | None:
+    return next((value for value in values if value is not None), None)
 
 
 def swap_usage(sample: CgroupSample) -> pb.SwapUsage:

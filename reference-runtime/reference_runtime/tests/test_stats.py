@@ -35,6 +35,7 @@ from reference_runtime.stats.metrics import (
 from reference_runtime.stats.usage import (
     StatsCollector,
     directory_usage,
+    memory_usage,
     network_usage,
     parse_net_dev,
     writable_layer_usage,
@@ -629,3 +630,37 @@ def test_metrics_of_a_v2_sample_pressure_whole_seconds_and_per_device_series(tmp
     assert len(device) == 1 and found[("container_fs_writes_bytes_total", (device[0],))] == 8192
     assert found[("container_blkio_device_usage_total", (device[0], "8", "0", "Read"))] == 4096
     assert not [name for name, _ in found if name.startswith(("container_fs_usage", "container_network_"))]
+
+
+# --- CRI page faults -----------------------------------------------------------------------------------------
+
+
+def test_cri_page_faults_are_the_hierarchy_s_counts_on_v1(tmp_path: Path) -> None:
+    """containerd reports v1's total_pgfault and total_pgmajfault; the cgroup's own counts are the fallback."""
+    memory_files = {"memory.usage_in_bytes": "4096\n",
+                    "memory.stat": "pgfault 5\npgmajfault 1\ntotal_pgfault 7\ntotal_pgmajfault 2\n"}
+    fake_cgroup(tmp_path / "memory", "pod/ctr", memory_files)
+    sample = read_cgroup("/pod/ctr", version=1, root=tmp_path)
+    assert sample is not None
+    usage = memory_usage(sample)
+    assert (usage.page_faults.value, usage.major_page_faults.value) == (7, 2)
+    fake_cgroup(tmp_path / "memory", "old", {"memory.usage_in_bytes": "4096\n", "memory.stat": "pgfault 5\n"})
+    old_kernel = read_cgroup("/old", version=1, root=tmp_path)
+    assert old_kernel is not None
+    assert memory_usage(old_kernel).page_faults.value == 5
+    assert not memory_usage(old_kernel).HasField("major_page_faults")
+
+
+@pytest.mark.root
+@NEEDS_V1
+def test_a_pod_s_page_faults_include_its_containers(cgroups: Cgroups, tmp_path: Path) -> None:
+    """The pod's parent cgroup holds no process itself: its own v1 pgfault stays 0, its hierarchy's does not."""
+    pod_path = cgroups.make()
+    container_path = cgroups.make("ctr")
+    wait_ready(cgroups.start(container_path, ALLOCATE_50MB))
+    collector = StatsCollector()
+    container = collector.container_stats("c1", attributes(), container_path, tmp_path)
+    pod_attributes = pb.PodSandboxAttributes(id="p1", metadata=pb.PodSandboxMetadata(name="pod", namespace="ns"))
+    pod = collector.pod_stats(pod_attributes, pod_path, "", [container]).linux
+    assert container.memory.page_faults.value >= 50 * MB // 4096
+    assert pod.memory.page_faults.value >= container.memory.page_faults.value
