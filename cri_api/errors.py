@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import grpc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: crictl's help and shell completion run without loading gRPC
+    import grpc
 
 
 class EndpointError(Exception):

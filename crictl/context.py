@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
-from cri_api.client import ImageClient, RuntimeClient
 from cri_api.config import DEFAULT_TIMEOUT_SECONDS, ConfigError, CrictlConfig, config_path, load_config
 from cri_api.endpoint import DEFAULT_RUNTIME_ENDPOINTS, Endpoints, resolve_endpoints
 from cri_api.errors import CRIError, EndpointError
 from crictl.errors import explain
+
+if TYPE_CHECKING:  # the clients load gRPC, which commands that never connect (help, completion) need not pay for
+    from cri_api.client import ImageClient, RuntimeClient
 
 DEFAULT_ENDPOINT_WARNING = (
     "runtime connect using default endpoints: [{}]. "
@@ -34,6 +37,8 @@ class Settings:
     def runtime(self) -> RuntimeClient:
         """The RuntimeService client, connected on first use."""
         if self._runtime is None:
+            from cri_api.client import RuntimeClient
+
             self._warn_if_auto_detecting()
             try:
                 self._runtime = RuntimeClient.connect_first(self.endpoints.candidates, self.timeout)
@@ -44,6 +49,8 @@ class Settings:
     def image(self) -> ImageClient:
         """The ImageService client, connected on first use."""
         if self._image is None:
+            from cri_api.client import ImageClient
+
             self._warn_if_auto_detecting()
             try:
                 self._image = ImageClient.connect_first(self.endpoints.image_candidates, self.timeout)

@@ -16,6 +16,8 @@ from google.protobuf.message import Message
 OUTPUT_JSON = "json"
 OUTPUT_YAML = "yaml"
 OUTPUT_TABLE = "table"
+OUTPUT_GO_TEMPLATE = "go-template"
+TEMPLATE_HELP = "The template string is only used when output is go-template; The Template format is golang template"
 TRUNCATED_ID_LENGTH = 13
 
 # Upstream aligns tables with text/tabwriter(minwidth 20, tabwidth 1, padding 3, padchar ' ').
@@ -28,11 +30,37 @@ def output_choice(*formats: str) -> click.Choice:
     return click.Choice(formats)
 
 
+def template_option(func: click.decorators.FC) -> click.decorators.FC:
+    """The ``--template`` option of the commands that offer ``-o go-template``."""
+    return click.option("--template", default="", help=TEMPLATE_HELP)(func)
+
+
 def proto_to_dict(message: Message) -> dict[str, Any]:
-    """The protobuf JSON mapping upstream prints: lowerCamelCase, defaults emitted, 64-bit ints as strings."""
+    """The protobuf JSON mapping upstream prints: lowerCamelCase, defaults emitted, 64-bit ints as strings.
+
+    Keys come in Go protojson's order: fields as the .proto declares them, map entries sorted by key.
+    """
     from google.protobuf.json_format import MessageToDict
 
-    return MessageToDict(message, always_print_fields_with_no_presence=True)
+    return _protojson_order(message, MessageToDict(message, always_print_fields_with_no_presence=True))
+
+
+def _protojson_order(message: Message, data: dict[str, Any]) -> dict[str, Any]:
+    # MessageToDict lists the fields that are set first and appends the defaulted ones after them.
+    ordered: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        if field.json_name not in data:
+            continue
+        value = data[field.json_name]
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value = dict(sorted(value.items()))
+        elif isinstance(value, list) and field.message_type is not None:
+            value = [_protojson_order(item, entry) if isinstance(entry, dict) else entry
+                     for item, entry in zip(getattr(message, field.name), value, strict=True)]
+        elif isinstance(value, dict):
+            value = _protojson_order(getattr(message, field.name), value)
+        ordered[field.json_name] = value
+    return ordered
 
 
 def dumps_json(value: Any, sort_keys: bool = False) -> str:
@@ -74,15 +102,36 @@ def status_entry(status: Mapping[str, Any] | None, info: Mapping[str, str]) -> d
     return entry
 
 
-def echo_status_entries(entries: Sequence[Mapping[str, Any]], output: str) -> None:
-    """Print inspect-style results: one object alone, several as an array; keys sorted at every level."""
+def echo_status_entries(entries: Sequence[Mapping[str, Any]], output: str, template: str = "") -> None:
+    """Print inspect-style results: one object alone, several as an array; keys sorted at every level.
+
+    With ``go-template``, ``template`` runs over that same value.
+    """
     if not entries:
         return
     value: Any = entries[0] if len(entries) == 1 else list(entries)
     if output == OUTPUT_YAML:
         click.echo(dumps_yaml(value))
+    elif output == OUTPUT_GO_TEMPLATE:
+        # Upstream decodes these results into Go maps before templating, so every number becomes a float64.
+        click.echo(render_go_template(template, value, through_float64=True))
     else:
         click.echo(go_json_escape(dumps_json(value, sort_keys=True)))
+
+
+def render_go_template(template: str, value: Any, through_float64: bool = False) -> str:
+    """Execute a Go template over a JSON value as upstream does; a bad template is a one-line CrictlError."""
+    from crictl.errors import CrictlError
+    from crictl.gotemplate import TemplateError, json_numbers, parse
+
+    try:
+        parsed = parse(template)
+    except TemplateError as exc:
+        raise CrictlError(f"execute template: failed to generate go-template: {exc}") from None
+    try:
+        return parsed.execute(json_numbers(value, through_float64))
+    except TemplateError as exc:
+        raise CrictlError(f"execute template: failed to template data: {exc}") from None
 
 
 def go_json_escape(text: str) -> str:

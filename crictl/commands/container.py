@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +16,11 @@ from cri_api.client import ImageClient, RuntimeClient
 from crictl.commands.sandbox import aggregate, go_map, load_pod_config, resolve_pod_ids, sorted_map_lines
 from crictl.context import Settings, doing
 from crictl.errors import CrictlError
+from crictl.jsonschema import WithJsonSchema, pod_or_container_schema_command
 from crictl.lookup import load_config_file, matches_regex, parse_labels, resolve_ids
 from crictl.options import COMMAND_SETTINGS, duration, show_help_and_exit
 from crictl.output import (
+    OUTPUT_GO_TEMPLATE,
     OUTPUT_JSON,
     OUTPUT_TABLE,
     OUTPUT_YAML,
@@ -30,6 +32,7 @@ from crictl.output import (
     proto_to_dict,
     rfc3339_nano,
     status_entry,
+    template_option,
     truncate_id,
 )
 from crictl.pulling import auth_config, pull_image, pull_options
@@ -269,13 +272,14 @@ def container_status_lines(response: pb.ContainerStatusResponse, verbose: bool) 
 
 @click.command("inspect", context_settings=COMMAND_SETTINGS)
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_JSON,
-              show_default=True, help="Output format, One of: json|yaml|table")
+@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE),
+              default=OUTPUT_JSON, show_default=True, help="Output format, One of: json|yaml|go-template|table")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
+@template_option
 @filter_options
 @click.pass_obj
-def inspect_command(settings: Settings, container_ids: tuple[str, ...], output: str, quiet: bool, name: str | None,
-                    namespace: str | None, pod_id: str, image: str | None, state: str | None,
+def inspect_command(settings: Settings, container_ids: tuple[str, ...], output: str, quiet: bool, template: str,
+                    name: str | None, namespace: str | None, pod_id: str, image: str | None, state: str | None,
                     label: tuple[str, ...], show_all: bool, latest: bool, last: int) -> None:
     """Display the status of one or more containers.
 
@@ -299,16 +303,21 @@ def inspect_command(settings: Settings, container_ids: tuple[str, ...], output: 
             click.echo("\n".join(container_status_lines(response, not quiet)))
         else:
             entries.append(status_entry(container_status_json(response.status), response.info))
-    echo_status_entries(entries, output)
+    echo_status_entries(entries, output, template)
 
 
 def load_container_config(path: str) -> pb.ContainerConfig:
-    """Read a container config file; metadata with a name is required."""
+    """Read a container config file; metadata with a name is required.
+
+    The image as given becomes ``user_specified_image`` when the file leaves that empty, as upstream does.
+    """
     config = load_config_file(path, pb.ContainerConfig(), "containerConfig")
     if not config.HasField("metadata"):
         raise CrictlError("load containerConfig: metadata is not set")
     if not config.metadata.name:
         raise CrictlError(f"load containerConfig: name is not in metadata of {path}")
+    if not config.image.user_specified_image:
+        config.image.user_specified_image = config.image.image
     return config
 
 
@@ -317,15 +326,63 @@ def images_to_pull(config: pb.ContainerConfig) -> list[str]:
     return [config.image.image] + [m.image.image for m in config.mounts if m.HasField("image") and m.image.image]
 
 
-@click.command("create", context_settings=COMMAND_SETTINGS)
+def container_pull_options(no_pull_help: str,
+                           with_pull_help: str) -> Callable[[click.decorators.FC], click.decorators.FC]:
+    """``--no-pull``, ``--with-pull``, the pull flags and ``-T/--cancel-timeout``, for ``create`` and ``run``."""
+
+    def decorate(func: click.decorators.FC) -> click.decorators.FC:
+        decorators = [
+            click.option("--no-pull", is_flag=True, help=no_pull_help),
+            click.option("--with-pull", is_flag=True, help=with_pull_help),
+            pull_options,
+            click.option("-T", "--cancel-timeout", callback=duration, metavar="DURATION",
+                         help="Seconds to wait for a container create request to complete before cancelling "
+                              "the request"),
+        ]
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return decorate
+
+
+def pull_wanted(no_pull: bool, with_pull: bool, default: bool) -> bool:
+    """Whether to pull first: ``--with-pull`` forces it, ``--no-pull`` turns the config's default off."""
+    if no_pull and with_pull:
+        raise CrictlError("conflict: no-pull and with-pull are both set")
+    return with_pull or (default and not no_pull)
+
+
+def pull_container_images(settings: Settings, config: pb.ContainerConfig, pod_config: pb.PodSandboxConfig,
+                          credentials: pb.AuthConfig | None, timeout: float | None) -> None:
+    """Pull the container's image and its image-volume images in the pod's context."""
+    for image in images_to_pull(config):
+        click.echo(f"INFO Pulling container image: {image}", err=True)
+        pull_image(settings.image(), image, credentials, pod_config, dict(config.image.annotations), timeout)
+
+
+def create_container(runtime: RuntimeClient, pod_id: str, config: pb.ContainerConfig,
+                     pod_config: pb.PodSandboxConfig, timeout: float | None) -> str:
+    """CreateContainer in the pod; the new container's ID."""
+    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config)
+    with doing("creating container"):
+        response = runtime.create_container(request, timeout=timeout or None)
+    return str(response.container_id)
+
+
+def start_container(runtime: RuntimeClient, container_id: str) -> None:
+    """StartContainer for one created container."""
+    with doing(f"starting the container {container_id!r}"):
+        runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+
+
+@click.command("create", cls=WithJsonSchema, schema=pod_or_container_schema_command(),
+               context_settings=COMMAND_SETTINGS)
 @click.argument("arguments", metavar="POD container-config.[json|yaml] pod-config.[json|yaml]", nargs=-1)
-@click.option("--no-pull", is_flag=True,
-              help="Do not pull the image on container creation (overrides pull-image-on-create=true in config)")
-@click.option("--with-pull", is_flag=True,
-              help="Pull the image on container creation (overrides pull-image-on-create=false in config)")
-@pull_options
-@click.option("-T", "--cancel-timeout", callback=duration, metavar="DURATION",
-              help="Seconds to wait for a container create request to complete before cancelling the request")
+@container_pull_options(
+    "Do not pull the image on container creation (overrides pull-image-on-create=true in config)",
+    "Pull the image on container creation (overrides pull-image-on-create=false in config)",
+)
 @click.pass_context
 def create_command(ctx: click.Context, arguments: tuple[str, ...], no_pull: bool, with_pull: bool, creds: str | None,
                    auth: str | None, username: str | None, pull_timeout: float | None,
@@ -333,25 +390,15 @@ def create_command(ctx: click.Context, arguments: tuple[str, ...], no_pull: bool
     """Create a new container in POD from a container config and the pod's config, and print its ID."""
     if len(arguments) != 3:
         show_help_and_exit(ctx)
-    if no_pull and with_pull:
-        raise CrictlError("conflict: no-pull and with-pull are both set")
     settings: Settings = ctx.obj
-    pull = (not no_pull and settings.config.pull_image_on_create) or with_pull
+    pull = pull_wanted(no_pull, with_pull, settings.config.pull_image_on_create)
     runtime = settings.runtime()
     pod_id = resolve_pod_ids(runtime, [arguments[0]])[0]
     config = load_container_config(arguments[1])
     pod_config = load_pod_config(arguments[2])
-    if not config.image.user_specified_image:
-        config.image.user_specified_image = config.image.image
     if pull:
-        credentials = auth_config(creds, auth, username)
-        for image in images_to_pull(config):
-            click.echo(f"INFO Pulling container image: {image}", err=True)
-            pull_image(settings.image(), image, credentials, pod_config, dict(config.image.annotations), pull_timeout)
-    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config)
-    with doing("creating container"):
-        response = runtime.create_container(request, timeout=cancel_timeout or None)
-    click.echo(response.container_id)
+        pull_container_images(settings, config, pod_config, auth_config(creds, auth, username), pull_timeout)
+    click.echo(create_container(runtime, pod_id, config, pod_config, cancel_timeout))
 
 
 @click.command("start", context_settings=COMMAND_SETTINGS)
@@ -363,8 +410,7 @@ def start_command(settings: Settings, container_ids: tuple[str, ...]) -> None:
         raise CrictlError("ID cannot be empty")
     runtime = settings.runtime()
     for container_id in resolve_container_ids(runtime, container_ids):
-        with doing(f"starting the container {container_id!r}"):
-            runtime.start_container(pb.StartContainerRequest(container_id=container_id))
+        start_container(runtime, container_id)
         click.echo(container_id)
 
 

@@ -13,9 +13,11 @@ from cri_api.client import ImageClient
 from crictl.commands.sandbox import aggregate, go_map
 from crictl.context import Settings, doing
 from crictl.errors import CrictlError
+from crictl.jsonschema import WithJsonSchema, pod_schema_command
 from crictl.lookup import parse_labels
 from crictl.options import COMMAND_SETTINGS, show_help_and_exit
 from crictl.output import (
+    OUTPUT_GO_TEMPLATE,
     OUTPUT_JSON,
     OUTPUT_TABLE,
     OUTPUT_YAML,
@@ -26,6 +28,7 @@ from crictl.output import (
     output_choice,
     proto_to_dict,
     status_entry,
+    template_option,
     truncate_id,
 )
 from crictl.pulling import auth_config, pull_image, pull_options
@@ -222,14 +225,15 @@ def image_status_lines(response: pb.ImageStatusResponse, verbose: bool) -> list[
 
 @click.command("inspecti", context_settings=COMMAND_SETTINGS)
 @click.argument("image_ids", metavar="IMAGE-ID [IMAGE-ID...]", nargs=-1)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_JSON,
-              show_default=True, help="Output format, One of: json|yaml|table")
+@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE),
+              default=OUTPUT_JSON, show_default=True, help="Output format, One of: json|yaml|go-template|table")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
+@template_option
 @click.option("--name", default="", help="Filter by image name")
 @click.option("-f", "--filter", "filters", multiple=True, help=FILTER_HELP)
 @click.pass_obj
-def inspecti_command(settings: Settings, image_ids: tuple[str, ...], output: str, quiet: bool, name: str,
-                     filters: tuple[str, ...]) -> None:
+def inspecti_command(settings: Settings, image_ids: tuple[str, ...], output: str, quiet: bool, template: str,
+                     name: str, filters: tuple[str, ...]) -> None:
     """Return the status of one or more images.
 
     Without IMAGE-IDs, the images selected by --name and --filter are shown.
@@ -250,10 +254,10 @@ def inspecti_command(settings: Settings, image_ids: tuple[str, ...], output: str
             click.echo("\n".join(image_status_lines(response, not quiet)))
         else:
             entries.append(status_entry(proto_to_dict(response.image), response.info))
-    echo_status_entries(entries, output)
+    echo_status_entries(entries, output, template)
 
 
-@click.command("pull", context_settings=COMMAND_SETTINGS)
+@click.command("pull", cls=WithJsonSchema, schema=pod_schema_command(), context_settings=COMMAND_SETTINGS)
 @click.argument("names", metavar="NAME[:TAG|@DIGEST]", nargs=-1)
 @pull_options
 @click.option("--pod-config", metavar="pod-config.[json|yaml]",
@@ -363,10 +367,11 @@ def filesystem_lines(label: str, filesystems: Sequence[Any]) -> list[str]:
 
 
 @click.command("imagefsinfo", context_settings=COMMAND_SETTINGS)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_JSON,
-              show_default=True, help="Output format, One of: json|yaml|table")
+@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE),
+              default=OUTPUT_JSON, show_default=True, help="Output format, One of: json|yaml|go-template|table")
+@template_option
 @click.pass_obj
-def imagefsinfo_command(settings: Settings, output: str) -> None:
+def imagefsinfo_command(settings: Settings, output: str, template: str) -> None:
     """Return image filesystem info."""
     with doing("image filesystem info request"):
         response = settings.image().image_fs_info(pb.ImageFsInfoRequest())
@@ -374,4 +379,4 @@ def imagefsinfo_command(settings: Settings, output: str) -> None:
         lines = filesystem_lines("Container", response.container_filesystems)
         click.echo("\n".join(lines + filesystem_lines("Image", response.image_filesystems)))
     else:
-        echo_status_entries([status_entry(proto_to_dict(response), {})], output)
+        echo_status_entries([status_entry(proto_to_dict(response), {})], output, template)

@@ -10,7 +10,16 @@ from google.protobuf.message import Message
 from cri_api import pb
 from crictl.context import Settings, doing, pass_settings
 from crictl.options import COMMAND_SETTINGS, show_help_and_exit
-from crictl.output import OUTPUT_JSON, OUTPUT_YAML, echo_status_entries, output_choice, proto_to_dict, render_table
+from crictl.output import (
+    OUTPUT_GO_TEMPLATE,
+    OUTPUT_JSON,
+    OUTPUT_YAML,
+    echo_status_entries,
+    output_choice,
+    proto_to_dict,
+    render_table,
+    template_option,
+)
 
 
 def go_struct_json(message: Message) -> dict[str, Any]:
@@ -36,15 +45,16 @@ def info_entry(response: pb.StatusResponse) -> dict[str, Any]:
 
 
 @click.command("info", context_settings=COMMAND_SETTINGS)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML), default=OUTPUT_JSON, show_default=True,
-              help="Output format, One of: json|yaml")
+@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE), default=OUTPUT_JSON,
+              show_default=True, help="Output format, One of: json|yaml|go-template")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
+@template_option
 @pass_settings
-def info_command(settings: Settings, output: str, quiet: bool) -> None:
+def info_command(settings: Settings, output: str, quiet: bool, template: str) -> None:
     """Display information of the container runtime."""
     with doing("getting status of runtime"):
         response = settings.runtime().status(pb.StatusRequest(verbose=not quiet))
-    echo_status_entries([info_entry(response)], output)
+    echo_status_entries([info_entry(response)], output, template)
 
 
 @click.command("runtime-config", context_settings=COMMAND_SETTINGS)

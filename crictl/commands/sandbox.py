@@ -13,9 +13,11 @@ from cri_api import pb
 from cri_api.client import RuntimeClient
 from crictl.context import Settings, doing, pass_settings
 from crictl.errors import CrictlError
+from crictl.jsonschema import WithJsonSchema, pod_schema_command
 from crictl.lookup import load_config_file, matches_regex, parse_labels, resolve_ids
 from crictl.options import COMMAND_SETTINGS, duration, show_help_and_exit
 from crictl.output import (
+    OUTPUT_GO_TEMPLATE,
     OUTPUT_JSON,
     OUTPUT_TABLE,
     OUTPUT_YAML,
@@ -28,6 +30,7 @@ from crictl.output import (
     proto_to_dict,
     rfc3339_nano,
     status_entry,
+    template_option,
     truncate_id,
 )
 
@@ -202,9 +205,10 @@ def pod_status_lines(response: pb.PodSandboxStatusResponse, verbose: bool) -> li
 
 @click.command("inspectp", context_settings=COMMAND_SETTINGS)
 @click.argument("pod_ids", metavar="POD-ID [POD-ID...]", nargs=-1)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_JSON,
-              show_default=True, help="Output format, One of: json|yaml|table")
+@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE),
+              default=OUTPUT_JSON, show_default=True, help="Output format, One of: json|yaml|go-template|table")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
+@template_option
 @click.option("--name", help="Filter by pod name regular expression pattern")
 @click.option("--namespace", help="Filter by pod namespace regular expression pattern")
 @click.option("-s", "--state", help="Filter by pod state")
@@ -212,8 +216,8 @@ def pod_status_lines(response: pb.PodSandboxStatusResponse, verbose: bool) -> li
 @click.option("-l", "--latest", is_flag=True, help="Show the most recently created pod")
 @click.option("-n", "--last", type=int, default=0, help="Show last n recently created pods. Set 0 for unlimited")
 @pass_settings
-def inspectp_command(settings: Settings, pod_ids: tuple[str, ...], output: str, quiet: bool, name: str | None,
-                     namespace: str | None, state: str | None, label: tuple[str, ...], latest: bool,
+def inspectp_command(settings: Settings, pod_ids: tuple[str, ...], output: str, quiet: bool, template: str,
+                     name: str | None, namespace: str | None, state: str | None, label: tuple[str, ...], latest: bool,
                      last: int) -> None:
     """Display the status of one or more pods.
 
@@ -236,7 +240,7 @@ def inspectp_command(settings: Settings, pod_ids: tuple[str, ...], output: str, 
             click.echo("\n".join(pod_status_lines(response, not quiet)))
         else:
             entries.append(status_entry(pod_status_json(response.status), response.info))
-    echo_status_entries(entries, output)
+    echo_status_entries(entries, output, template)
 
 
 def load_pod_config(path: str) -> pb.PodSandboxConfig:
@@ -253,7 +257,16 @@ def load_pod_config(path: str) -> pb.PodSandboxConfig:
     return config
 
 
-@click.command("runp", context_settings=COMMAND_SETTINGS)
+def run_pod(settings: Settings, config: pb.PodSandboxConfig, runtime_handler: str,
+            cancel_timeout: float | None) -> str:
+    """RunPodSandbox with ``config``; the new pod's ID."""
+    request = pb.RunPodSandboxRequest(config=config, runtime_handler=runtime_handler)
+    with doing("run pod sandbox"):
+        response = settings.runtime().run_pod_sandbox(request, timeout=cancel_timeout or settings.timeout * 2)
+    return str(response.pod_sandbox_id)
+
+
+@click.command("runp", cls=WithJsonSchema, schema=pod_schema_command(), context_settings=COMMAND_SETTINGS)
 @click.argument("pod_config", metavar="pod-config.[json|yaml]", required=False)
 @click.option("-r", "--runtime", "runtime_handler", default="",
               help="Runtime handler to use. Available options are defined by the container runtime.")
@@ -266,12 +279,9 @@ def runp_command(ctx: click.Context, pod_config: str | None, runtime_handler: st
     if not pod_config:
         show_help_and_exit(ctx)
     settings: Settings = ctx.obj
-    runtime = settings.runtime()
+    settings.runtime()  # as upstream: an unreachable runtime is reported before a bad config file
     config = load_pod_config(str(pod_config))
-    request = pb.RunPodSandboxRequest(config=config, runtime_handler=runtime_handler)
-    with doing("run pod sandbox"):
-        response = runtime.run_pod_sandbox(request, timeout=cancel_timeout or settings.timeout * 2)
-    click.echo(response.pod_sandbox_id)
+    click.echo(run_pod(settings, config, runtime_handler, cancel_timeout))
 
 
 def stop_pod(runtime: RuntimeClient, pod_id: str) -> None:
