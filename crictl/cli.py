@@ -26,6 +26,8 @@ from crictl.options import duration
 CLIENT_VERSION = "0.1.0"
 APP_USAGE = "client for CRI"
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+# What a shell reports for a process that Ctrl-C ended (128 + SIGINT).
+INTERRUPTED_EXIT_CODE = 130
 NOT_IMPLEMENTED = " Accepted for compatibility; it has no effect in this crictl."
 
 
@@ -265,10 +267,18 @@ def crictl(ctx: click.Context, config: str | None, debug: bool, enable_tracing: 
 def main() -> NoReturn:
     """Run crictl, then end the process without tearing the interpreter down."""
     try:
-        crictl(prog_name="crictl")
+        result = crictl.main(prog_name="crictl", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        exit_now(exc.exit_code)
+    except click.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            exit_now(INTERRUPTED_EXIT_CODE)  # silent, as upstream when Ctrl-C ends it mid-call
+        click.echo("Aborted!", err=True)
+        exit_now(1)
     except SystemExit as exc:
         exit_now(exc.code)
-    exit_now(0)
+    exit_now(result if isinstance(result, int) else 0)  # click returns ctx.exit()'s code here
 
 
 def exit_now(code: int | str | None) -> NoReturn:

@@ -15,7 +15,8 @@ class CrictlError(click.ClickException):
         return self.message
 
     def show(self, file: object = None) -> None:
-        click.echo(f"crictl: {self.format_message()}", err=True)
+        # A runtime's message may span lines (containerd passes runc's on); the error stays one line.
+        click.echo("crictl: " + " ".join(self.format_message().split()), err=True)
 
 
 def explain(exc: Exception, doing: str) -> CrictlError:

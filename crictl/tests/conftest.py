@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,18 @@ class Runtime:
         self.pods.append(pod_id)
         return pod_id
 
+    def run_container(self, pod_id: str, command: list[str], image: str = BUSYBOX) -> str:
+        """Pull ``image``, then create and start a container running ``command`` in the pod; it goes with the pod."""
+        self.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=image)), timeout=120)
+        pod = self.client.pod_sandbox_status(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id), timeout=30).status
+        config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=f"c-{uuid.uuid4().hex[:8]}"),
+                                    image=pb.ImageSpec(image=image), command=command)
+        request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
+                                            sandbox_config=pod_config(pod.metadata.name))
+        container_id: str = self.client.create_container(request, timeout=60).container_id
+        self.client.start_container(pb.StartContainerRequest(container_id=container_id), timeout=60)
+        return container_id
+
     def remove_pods(self) -> None:
         """Stop and remove every pod this test module created, ignoring ones already gone."""
         for pod_id in self.pods:
@@ -86,6 +99,18 @@ def container_config_dict(name: str, image: str = BUSYBOX) -> dict[str, Any]:
     """A busybox container sleeping for an hour, as a config-file mapping."""
     return {"metadata": {"name": name}, "image": {"image": image}, "command": ["sleep", "3600"],
             "log_path": f"{name}.log"}
+
+
+def crictl_bin_dir(directory: Path) -> Path:
+    """A directory whose ``crictl`` is this checkout's: the venv's console script, else a wrapper script."""
+    console_script = Path(sys.executable).parent / "crictl"
+    if console_script.is_file():
+        return console_script.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    wrapper = directory / "crictl"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m crictl "$@"\n')
+    wrapper.chmod(0o755)
+    return directory
 
 
 def write_json(path: Path, data: Any) -> str:

@@ -9,14 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from crictl.cli import COMMANDS
+from crictl.tests.conftest import CLEAN_ENV, crictl_bin_dir
 
-CLEAN_ENV = {key: value for key, value in os.environ.items()
-             if key not in ("CONTAINER_RUNTIME_ENDPOINT", "IMAGE_SERVICE_ENDPOINT", "CRI_CONFIG_FILE")}
 NAMES = [name for entry in COMMANDS for name in entry.names]
 # Each line the user has typed before pressing TAB, and what must be offered.
 CASES = [
@@ -28,18 +26,6 @@ CASES = [
     ("crictl help p", {"pods", "port-forward", "ps", "pull"}),
     ("crictl completion ", {"bash", "zsh", "fish"}),
 ]
-
-
-def crictl_bin_dir(directory: Path) -> Path:
-    """A directory whose ``crictl`` is this checkout's: the venv's console script, else a wrapper script."""
-    console_script = Path(sys.executable).parent / "crictl"
-    if console_script.is_file():
-        return console_script.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    wrapper = directory / "crictl"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m crictl "$@"\n')
-    wrapper.chmod(0o755)
-    return directory
 
 
 @pytest.fixture(scope="module")

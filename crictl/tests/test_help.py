@@ -5,7 +5,6 @@ Everything here runs without a container runtime: help never connects.
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -71,27 +70,15 @@ def invoke(*args: str) -> Result:
     return CliRunner(env=CLEAN_ENV).invoke(crictl, list(args), prog_name="crictl")
 
 
-def loaded(entry: CommandEntry) -> click.Command:
-    """The entry's click command; skipped while another helper has not yet written its module."""
-    module_name = entry.target.split(":")[0]
-    try:
-        importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        pytest.skip(f"{module_name} does not exist yet (remove this skip once every command is written)")
-    return load_command(entry)
-
-
 @pytest.mark.parametrize("entry", COMMANDS, ids=[entry.name for entry in COMMANDS])
 def test_entry_imports_under_its_name(entry: CommandEntry) -> None:
-    assert loaded(entry).name == entry.name
+    assert load_command(entry).name == entry.name
 
 
 @pytest.mark.parametrize("entry", COMMANDS, ids=[entry.name for entry in COMMANDS])
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_command_help(entry: CommandEntry, flag: str) -> None:
-    loaded(entry)
+    load_command(entry)
     result = invoke(entry.name, flag)
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"Usage: crictl {entry.name} ")

@@ -94,7 +94,5 @@ def test_completing_a_command_name_loads_no_command(tmp_path: Path) -> None:
     assert "grpc" not in top_level(modules)
 
 
-@pytest.mark.xfail(strict=True, reason="cri_api/__init__.py imports the CRI stubs eagerly; once it loads `pb` "
-                                       "lazily, remove this mark")
 def test_help_loads_no_cri_stubs(tmp_path: Path) -> None:
     assert "cri_api.runtime.v1.api_pb2" not in modules_after(tmp_path, "--help")

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from cri_api import pb
-from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime, pod_config
-from crictl.tests.test_completion import crictl_bin_dir
+from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime, crictl_bin_dir, pod_config
 
 pytestmark = pytest.mark.root
 
