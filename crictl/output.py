@@ -19,6 +19,8 @@ OUTPUT_TABLE = "table"
 OUTPUT_GO_TEMPLATE = "go-template"
 TEMPLATE_HELP = "The template string is only used when output is go-template; The Template format is golang template"
 TRUNCATED_ID_LENGTH = 13
+GO_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                 "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 # Upstream aligns tables with text/tabwriter(minwidth 20, tabwidth 1, padding 3, padchar ' ').
 TABLE_MIN_WIDTH = 20
@@ -139,10 +141,7 @@ def go_json_escape(text: str) -> str:
 
     These characters never occur outside strings in JSON text, so replacing them everywhere is safe.
     """
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(char, escaped)
-    return text
+    return text.translate(GO_JSON_ESCAPES)
 
 
 def rfc3339_nano(nanoseconds: int) -> str:

@@ -271,3 +271,13 @@ def test_data_that_is_not_a_map_and_failed_output_is_discarded() -> None:
     with pytest.raises(TemplateError):
         template.execute({})
     assert template.execute({"nope": 1}) == "partial 1"  # a template can be executed again
+
+
+@pytest.mark.parametrize("text", ['{{1e400}}', '{{"\\UFFFFFFFF"}}', '{{"\\uD800"}}', '{{"\\777"}}'])
+def test_literals_go_refuses_are_template_errors(text: str) -> None:
+    with pytest.raises(TemplateError):
+        parse(text).execute({})
+
+
+def test_a_variable_declared_in_ranges_else_ends_with_it() -> None:
+    assert parse("{{$x := 1}}{{range .e}}{{else}}{{$x := 2}}{{end}}{{$x}}").execute({"e": []}) == "1"
