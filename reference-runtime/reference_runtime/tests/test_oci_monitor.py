@@ -23,13 +23,13 @@ import pytest
 import reference_runtime
 from reference_runtime import errors
 from reference_runtime.oci.reaper import Reaper, child_info
+from reference_runtime.tests.polling import eventually
 from reference_runtime.tests.test_oci_runtime import (  # noqa: F401 (the fixtures are used by name)
     RUNC,
     Containers,
     containers_fixture,
     oci_env_fixture,
     processes_mentioning,
-    wait_for,
     zombie_children,
 )
 
@@ -110,7 +110,7 @@ def test_create_failure_carries_runc_message_and_leaves_nothing(containers: Cont
     listed = subprocess.run([RUNC, "--root", str(containers.runtime.root), "list", "-q"], capture_output=True,
                             text=True, check=True).stdout.split()
     assert ctr.id not in listed
-    assert wait_for(lambda: not processes_mentioning(ctr.id))
+    assert eventually(lambda: not processes_mentioning(ctr.id))
     leftovers = [ctr.paths.pid_file, ctr.paths.conmon_pid_file, ctr.paths.log_path, ctr.paths.bundle / "ctl",
                  ctr.paths.bundle / "winsz", ctr.paths.bundle / "attach", ctr.paths.socket_dir / ctr.id]
     assert [path for path in leftovers if os.path.lexists(path)] == []
@@ -140,8 +140,8 @@ def test_create_timeout_leaves_no_process(containers: Containers) -> None:
         assert containers.runtime.state(ctr.id) is None
         # conmon is killed, and with it (PDEATHSIG) runc create; the hook's shell and runc's init stage are
         # orphans of ours now, in conmon's session or their own: the reaper takes them once they exit.
-        assert wait_for(lambda: not processes_mentioning(ctr.id))
-        assert wait_for(lambda: not zombie_children() - containers.env.zombies_before)
+        assert eventually(lambda: not processes_mentioning(ctr.id))
+        assert eventually(lambda: not zombie_children() - containers.env.zombies_before)
     finally:
         _remove_cgroups(ctr.id)
 
@@ -181,7 +181,7 @@ def test_monitor_outlives_the_process_that_started_it(containers: Containers) ->
     status = containers.monitor.wait_exit(ctr.id, ctr.paths, 10)
     assert status is not None and status.exit_code == 137
     # Nobody registered that conmon here: adopt_orphans (the reaper runs it every 0.2 s) must reap it.
-    assert wait_for(lambda: child_info(ctr.conmon_pid) is None)
+    assert eventually(lambda: child_info(ctr.conmon_pid) is None)
 
 
 @pytest.mark.root
@@ -189,9 +189,9 @@ def test_a_container_whose_monitor_died_is_reaped_as_an_orphan(containers: Conta
     ctr = containers.run(["sleep", "1000"])
     os.kill(ctr.conmon_pid, signal.SIGKILL)
     assert containers.env.reaper.wait(ctr.conmon_pid, 5) == -signal.SIGKILL
-    assert wait_for(lambda: _parent(ctr.pid) == os.getpid())  # the container's init is ours now
+    assert eventually(lambda: _parent(ctr.pid) == os.getpid())  # the container's init is ours now
     containers.runtime.kill(ctr.id, signal.SIGKILL)
-    assert wait_for(lambda: child_info(ctr.pid) is None)  # a zombie in a child PID namespace: adopted and reaped
+    assert eventually(lambda: child_info(ctr.pid) is None)  # a zombie in a child PID namespace: adopted and reaped
     assert containers.monitor.exit_status(ctr.id, ctr.paths) is None  # nobody was left to write it
 
 
@@ -226,7 +226,7 @@ def test_attach_socket_and_control_fifo(containers: Containers) -> None:
     containers.monitor.resize(ctr.id, ctr.paths, 120, 40)  # no terminal: conmon takes it and ignores it
     containers.runtime.kill(ctr.id, signal.SIGKILL)
     assert containers.monitor.wait_exit(ctr.id, ctr.paths, 10) is not None
-    assert wait_for(lambda: child_info(ctr.conmon_pid) is None)
+    assert eventually(lambda: child_info(ctr.conmon_pid) is None)
     with pytest.raises(errors.FailedPrecondition, match="no running monitor"):
         containers.monitor.resize(ctr.id, ctr.paths, 120, 40)
 
@@ -255,11 +255,11 @@ TICKER = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.02; do
 def test_reopen_log_moves_output_to_a_new_file(containers: Containers) -> None:
     ctr = containers.run(TICKER)
     log = ctr.paths.log_path
-    assert wait_for(lambda: log.exists() and log.stat().st_size > 0)
+    assert eventually(lambda: log.exists() and log.stat().st_size > 0)
     rotated = log.with_name("0.log.1")
     log.rename(rotated)
     containers.monitor.reopen_log(ctr.id, ctr.paths)
-    assert wait_for(lambda: log.exists() and b"tick" in log.read_bytes())
+    assert eventually(lambda: log.exists() and b"tick" in log.read_bytes())
     old_size = rotated.stat().st_size
     time.sleep(0.2)
     assert rotated.stat().st_size == old_size  # nothing more goes to the rotated file
@@ -273,7 +273,7 @@ def test_reopen_log_moves_output_to_a_new_file(containers: Containers) -> None:
 def test_failed_reopen_creates_no_file_and_keeps_the_monitor(containers: Containers) -> None:
     ctr = containers.run(TICKER)
     log_dir = ctr.paths.log_path.parent
-    assert wait_for(lambda: ctr.paths.log_path.exists())
+    assert eventually(lambda: ctr.paths.log_path.exists())
     shutil.rmtree(log_dir)
     with pytest.raises(errors.FailedPrecondition, match="does not exist"):
         containers.monitor.reopen_log(ctr.id, ctr.paths)
@@ -288,7 +288,7 @@ def test_failed_reopen_creates_no_file_and_keeps_the_monitor(containers: Contain
 def test_reopen_without_a_monitor_is_failed_precondition(containers: Containers) -> None:
     ctr = containers.run(["true"])
     assert containers.monitor.wait_exit(ctr.id, ctr.paths, 10) is not None
-    assert wait_for(lambda: child_info(ctr.conmon_pid) is None)
+    assert eventually(lambda: child_info(ctr.conmon_pid) is None)
     with pytest.raises(errors.FailedPrecondition, match="no running monitor"):
         containers.monitor.reopen_log(ctr.id, ctr.paths)
 
@@ -317,7 +317,7 @@ def test_adopt_orphans_leaves_popen_children_to_popen() -> None:
     before = zombie_children()
     child = subprocess.Popen(["sh", "-c", "exit 5"], start_new_session=True)
     try:
-        assert wait_for(lambda: child.pid in zombie_children() - before)
+        assert eventually(lambda: child.pid in zombie_children() - before)
         with Reaper() as reaper:
             assert child.pid not in reaper.adopt_orphans()
     finally:
