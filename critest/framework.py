@@ -206,6 +206,30 @@ class RuntimeQuirk:
         )
 
 
+@dataclass(frozen=True)
+class HandlerLimitation:
+    """Something the OCI runtime behind a runtime handler cannot do, so that a spec cannot pass with it.
+
+    Keyed on the handler's name as it is conventionally configured (``runsc`` for gVisor): critest cannot see which
+    OCI runtime a handler runs. ``runtime_name`` narrows it to one CRI runtime when the limit comes from how that
+    runtime drives the handler rather than from the handler itself.
+    """
+
+    handler: str
+    reason: str
+    runtime_name: str = ""
+
+    def applies_to(self, handler: str, version: pb.VersionResponse) -> bool:
+        return handler == self.handler and self.runtime_name in ("", version.runtime_name)
+
+
+def skip_for_handler(cri: Cri, *limitations: HandlerLimitation) -> None:
+    """Skip the spec, saying which handler and why, if the run's --runtime-handler has one of ``limitations``."""
+    for limitation in limitations:
+        if limitation.applies_to(cri.context.runtime_handler, cri.version):
+            pytest.skip(f"{limitation.handler}: {limitation.reason}")
+
+
 # ---------------------------------------------------------------- the per-spec handle
 
 

@@ -12,6 +12,7 @@ import pytest
 from cri_api import pb
 from critest import constants as c
 from critest import framework as fw
+from critest import handlers
 from critest.framework import Cri, Describe
 
 CONTAINER = Describe("Container")
@@ -407,6 +408,7 @@ def test_propagation_private(cri: Cri) -> None:
 
 @PROPAGATION.it("mount with 'rshared' should support propagation from host to container and vice versa")
 def test_propagation_shared(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_SHARED_PROPAGATION)
     check_mount_propagation(cri, BIDIRECTIONAL)
 
 
@@ -444,6 +446,7 @@ def touch_in_tmpfs(cri: Cri, host: Path, recursive: bool) -> pb.ExecSyncResponse
 
 @READONLY.it("should support non-recursive readonly mounts")
 def test_non_recursive_readonly_mount(cri: Cri, dir_with_tmpfs: Path) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_READONLY_SUBMOUNTS)
     response = touch_in_tmpfs(cri, dir_with_tmpfs, recursive=False)
     assert response.exit_code == 0, f"writing below a non-recursive read-only mount failed: {response.stderr!r}"
 

@@ -8,6 +8,7 @@ import pytest
 from cri_api import pb
 from cri_api.errors import CRIError
 from critest import framework as fw
+from critest import handlers
 from critest.framework import Cri, Describe
 
 POD = Describe("PodSandbox")
@@ -205,9 +206,11 @@ def check_sysctl(cri: Cri, key: str, value: str) -> None:
 
 @SYSCTLS.it("should support safe sysctls")
 def test_safe_sysctls(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_SYSCTLS)
     check_sysctl(cri, "kernel.shm_rmid_forced", "1")
 
 
 @SYSCTLS.it("should support unsafe sysctls")
 def test_unsafe_sysctls(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_SYSCTLS)
     check_sysctl(cri, "fs.mqueue.msg_max", "100")

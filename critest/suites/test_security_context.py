@@ -19,6 +19,7 @@ import pytest
 from cri_api import pb
 from critest import constants as c
 from critest import framework as fw
+from critest import handlers
 from critest.framework import Cri, Describe
 
 SECURITY = Describe("Security Context")
@@ -103,6 +104,7 @@ def nginx_and_busybox(cri: Cri, pid_mode: int) -> tuple[str, str]:
 
 @NAMESPACE.it("runtime should support HostPID")
 def test_host_pid(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_HOST_PID)
     nginx_id, busybox_id = nginx_and_busybox(cri, NODE)
     nginx_pid = fw.eventually(lambda: fw.exec_ok(cri, nginx_id, ["cat", "/var/run/nginx.pid"]).strip(), 30,
                               what="nginx to write its pid file")
@@ -117,6 +119,7 @@ def pid1_cmdline(cri: Cri, pid_mode: int) -> str:
 
 @NAMESPACE.it("runtime should support PodPID")
 def test_pod_pid(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_POD_PID)
     assert "master process" not in pid1_cmdline(cri, POD), "nginx is pid 1 in a pod-shared pid namespace"
 
 
@@ -179,6 +182,7 @@ def check_host_ipc(cri: Cri, mode: int) -> None:
 
 @NAMESPACE.it("runtime should support HostIpc is true")
 def test_host_ipc_true(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_HOST_IPC)
     check_host_ipc(cri, NODE)
 
 
@@ -226,6 +230,7 @@ def check_host_network(cri: Cri, host_network: bool) -> None:
 
 @NAMESPACE.it("runtime should support HostNetwork is true")
 def test_host_network_true(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_PROC_NET)
     check_host_network(cri, True)
 
 
@@ -297,6 +302,7 @@ def add_bridge(cri: Cri, container_id: str) -> pb.ExecSyncResponse:
 
 @BUCKET.it("runtime should support Privileged is true")
 def test_privileged(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_BRIDGE)
     container_id = running(cri, user_context(privileged=True), privileged_pod)
     response = add_bridge(cri, container_id)
     assert response.exit_code == 0, f"brctl addbr failed in a privileged container: {response.stderr!r}"
@@ -314,6 +320,7 @@ def capabilities(add: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> pb.Li
 
 @BUCKET.it("runtime should support adding capability")
 def test_add_capability(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_BRIDGE)
     with_cap = running(cri, capabilities(add=("NET_ADMIN",)))
     assert add_bridge(cri, with_cap).exit_code == 0, "brctl addbr failed with NET_ADMIN added"
     without_cap = running(cri)
@@ -322,6 +329,7 @@ def test_add_capability(cri: Cri) -> None:
 
 @BUCKET.it("runtime should support dropping capability")
 def test_drop_capability(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_RAW_SOCKETS)
     container_id = running(cri, capabilities(drop=("NET_RAW",)))
     response = fw.exec_sync(cri, container_id, ["ping", "-c", "1", "127.0.0.1"])
     assert response.exit_code != 0, "ping succeeded without NET_RAW"
@@ -347,6 +355,7 @@ def test_drop_all_capabilities(cri: Cri) -> None:
 
 @BUCKET.it("runtime should support MaskedPaths")
 def test_masked_paths(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_MASKED_PATHS)
     container_id = running(cri, user_context(masked_paths=["/bin/ls"]))
     response = fw.exec_sync(cri, container_id, ["/bin/sh", "-c", "ls"])
     assert response.exit_code != 0, "a masked /bin/ls still runs"
@@ -355,6 +364,7 @@ def test_masked_paths(cri: Cri) -> None:
 
 @BUCKET.it("runtime should support ReadonlyPaths")
 def test_readonly_paths(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_MASKED_PATHS)
     container_id = running(cri, user_context(readonly_paths=["/tmp"]))
     response = fw.exec_sync(cri, container_id, ["touch", "/tmp/test"])
     assert response.exit_code != 0, "writing to a read-only path succeeded"
@@ -434,6 +444,7 @@ def test_seccomp_unconfined(cri: Cri) -> None:
 
 @SECCOMP.it("should support seccomp localhost profile on the container")
 def test_seccomp_localhost(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_EXEC_SECCOMP)
     container_id = running(cri, user_context(seccomp=localhost_profile(cri, ["chmod", "fchmodat"])))
     response = fw.exec_sync(cri, container_id, ["chmod", "400", "/"])
     assert response.exit_code != 0, "chmod succeeded under a profile that blocks it"
@@ -442,6 +453,7 @@ def test_seccomp_localhost(cri: Cri) -> None:
 
 @SECCOMP.it("should support seccomp default on the container")
 def test_seccomp_default(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_EXEC_SECCOMP)
     assert seccomp_status(cri, pb.SecurityProfile()) == "2"
 
 
@@ -464,6 +476,7 @@ def test_seccomp_unconfined_sys_admin(cri: Cri) -> None:
 
 @SECCOMP.it("runtime should support an seccomp profile that blocks setting hostname with SYS_ADMIN")
 def test_seccomp_blocks_hostname(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_EXEC_SECCOMP)
     context = capabilities(add=("SYS_ADMIN",))
     context.seccomp.CopyFrom(localhost_profile(cri, ["sethostname"]))
     assert set_hostname(cri, context) != 0, "hostname succeeded under a profile that blocks sethostname"
@@ -492,6 +505,7 @@ def test_no_new_privs(cri: Cri) -> None:
 
 @NO_NEW_PRIVS.it("should allow privilege escalation when false")
 def test_new_privs_allowed(cri: Cri) -> None:
+    fw.skip_for_handler(cri, handlers.RUNSC_SETUID)
     lines = effective_uid_log(cri, False)
     assert any("Effective uid: 0" in line for line in lines), f"log {lines}"
 

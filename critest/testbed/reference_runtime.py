@@ -17,7 +17,7 @@ from cri_api import pb
 from cri_api.client import RuntimeClient
 from cri_api.errors import CRIError, EndpointError
 from critest.testbed import host
-from critest.testbed.containerd import delete_runc_containers, remove_pod
+from critest.testbed.containerd import remove_pod
 from critest.testbed.containerd_config import bridge_conflist, registry_hosts_files
 from critest.testbed.network import NetworkClaim
 from critest.testbed.process import TestbedError, start_daemon, stop_daemon, wait_until
@@ -25,6 +25,28 @@ from critest.testbed.process import TestbedError, start_daemon, stop_daemon, wai
 START_TIMEOUT_SECONDS = 30.0
 SHORT_STATE_PARENT = "/run"
 MAX_SOCKET_PATH = 100
+# The runtime keeps each handler's OCI runtime state in <state>/runtimes/<handler>: the built-in handlers' binaries.
+HANDLER_BINARIES = {"runc": "runc", "crun": "crun", "runsc": "runsc"}
+
+
+def delete_oci_containers(runtimes_dir: Path) -> None:
+    """Force-delete every container a handler's OCI runtime still knows under ``runtimes_dir``.
+
+    stdin is an empty pipe, never /dev/null: runsc changes the owner of the files behind its stdio.
+    """
+    if not runtimes_dir.is_dir():
+        return
+    for handler_root in runtimes_dir.iterdir():
+        binary = HANDLER_BINARIES.get(handler_root.name)
+        if binary is None or shutil.which(binary) is None:
+            continue
+        for container_id in _run_quietly([binary, "--root", str(handler_root), "list", "--quiet"]).split():
+            _run_quietly([binary, "--root", str(handler_root), "delete", "--force", container_id])
+
+
+def _run_quietly(argv: list[str]) -> str:
+    """stdout of ``argv``, which is given an empty pipe as stdin (never /dev/null)."""
+    return subprocess.run(argv, input=b"", capture_output=True, check=False).stdout.decode(errors="replace")
 
 
 class ReferenceRuntimeTestbed:
@@ -97,7 +119,7 @@ class ReferenceRuntimeTestbed:
         """Remove every pod, stop the daemon, clean what is left; return what could not be cleaned."""
         problems = self._remove_pods() if self.proc is not None and self.proc.poll() is None else []
         self.kill_daemon_only()
-        delete_runc_containers(self.state / "runtimes")
+        delete_oci_containers(self.state / "runtimes")
         problems += host.unmount_all_under(self.workdir) + host.unmount_all_under(self.state)
         if not host.mounts_under(self.state):
             shutil.rmtree(self.state, ignore_errors=True)

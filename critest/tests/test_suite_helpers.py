@@ -109,3 +109,14 @@ def test_unmount_tree_removes_stacked_and_nested_mounts(tmp_path: Path) -> None:
     assert fw.mount_points_under(tmp_path) == []
     fw.remove_host_dir(tmp_path)
     assert not tmp_path.exists()
+
+
+def test_a_handler_limitation_applies_to_its_handler_and_runtime_only() -> None:
+    from critest import handlers
+
+    ours = pb.VersionResponse(runtime_name="reference-runtime")
+    containerd = pb.VersionResponse(runtime_name="containerd")
+    assert handlers.RUNSC_SETUID.applies_to("runsc", ours) and handlers.RUNSC_SETUID.applies_to("runsc", containerd)
+    assert not handlers.RUNSC_SETUID.applies_to("runc", ours) and not handlers.RUNSC_SETUID.applies_to("", ours)
+    assert handlers.RUNSC_POD_PID.applies_to("runsc", ours)
+    assert not handlers.RUNSC_POD_PID.applies_to("runsc", containerd)

@@ -18,9 +18,14 @@ Keys (all optional; flags of the same name win):
     stream_tls_key = ""
     default_runtime_handler = "runc"                            # the handler for an empty RuntimeClass
 
-    [runtime_handlers.<name>]                                   # RuntimeClass handlers; runc and crun built in
+    [runtime_handlers.<name>]                                   # RuntimeClass handlers; runc, crun, runsc built in
     binary = "/usr/sbin/runc"                                   # an OCI runtime speaking runc's CLI
-    args = []                                                   # extra global arguments (runsc: ["--platform=ptrace"])
+    args = []                                                   # extra global arguments
+    hide_unified_cgroup = false                                 # run it without /sys/fs/cgroup/unified (hybrid hosts)
+    private_stdio = false                                       # never give it the host's /dev/null as stdio
+    sandbox_per_container = false                               # each container is a sandbox of its own (runsc)
+    recursive_read_only_mounts = false                          # it takes "rro" though `<binary> features` can't say
+    last_capability = ""                                        # the last capability it knows ("": all of Linux's)
 """
 
 from __future__ import annotations
@@ -44,14 +49,28 @@ class RuntimeHandler:
 
     binary: str
     args: tuple[str, ...] = ()
+    hide_unified_cgroup: bool = False
+    private_stdio: bool = False
+    sandbox_per_container: bool = False
+    recursive_read_only_mounts: bool = False
+    last_capability: str = ""
 
 
-# runsc is not built in: Debian 12's runsc (20221219) changes the owner of whatever file backs a
-# container's stdio, and conmon gives a container without stdin the host's /dev/null. Add it in the
-# config file only where that cannot happen.
+HANDLER_FLAGS = ("hide_unified_cgroup", "private_stdio", "sandbox_per_container", "recursive_read_only_mounts")
+
+# crun (1.8) refuses a hybrid cgroup host whose v2 hierarchy has controllers, whatever its cgroup manager: it runs
+# without that hierarchy in sight, and so places containers in the v1 hierarchies (see oci/launcher.py). It takes
+# the rro mount option but has no `features` command to say so.
+# runsc (gVisor; Debian 12's is 20221219) changes the owner of the files behind its stdio to the sandbox user, so it
+# never gets the host's /dev/null. conmon must hold a container's stdio and see it exit, which a gVisor subcontainer
+# does not allow, so every container is a gVisor sandbox of its own; they share the pod's network namespace through
+# the host network stack (--network=host: gVisor's own stack would take the namespace's address for one sandbox).
+# ptrace needs no KVM; --oci-seccomp applies seccomp profiles; this runsc does not know CAP_PERFMON and later.
 BUILTIN_HANDLERS = {
     "runc": RuntimeHandler("/usr/sbin/runc"),
-    "crun": RuntimeHandler("/usr/bin/crun"),
+    "crun": RuntimeHandler("/usr/bin/crun", hide_unified_cgroup=True, recursive_read_only_mounts=True),
+    "runsc": RuntimeHandler("/usr/bin/runsc", ("--platform=ptrace", "--network=host", "--oci-seccomp"),
+                            private_stdio=True, sandbox_per_container=True, last_capability="CAP_AUDIT_READ"),
 }
 
 
@@ -108,21 +127,28 @@ def load_config(path: Path | None) -> DaemonConfig:
 
 
 def _handlers(tables: Any, path: Path) -> dict[str, RuntimeHandler]:
-    """``[runtime_handlers.<name>]`` tables: ``binary`` (required) and ``args`` (a list of strings)."""
+    """``[runtime_handlers.<name>]`` tables: ``binary`` (required), ``args`` (a list of strings) and the flags."""
     if not isinstance(tables, dict):
         raise ConfigError(f"config file {path}: runtime_handlers must be a table of tables")
-    handlers = {}
-    for name, table in tables.items():
-        where = f"config file {path}: runtime_handlers.{name}"
-        if not isinstance(table, dict) or set(table) - {"binary", "args"}:
-            raise ConfigError(f"{where} takes only binary and args")
-        binary, args = table.get("binary"), table.get("args", [])
-        if not isinstance(binary, str) or not binary:
-            raise ConfigError(f"{where}.binary must be a non-empty string")
-        if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
-            raise ConfigError(f"{where}.args must be a list of strings")
-        handlers[name] = RuntimeHandler(binary, tuple(args))
-    return handlers
+    return {name: _handler(table, f"config file {path}: runtime_handlers.{name}") for name, table in tables.items()}
+
+
+def _handler(table: Any, where: str) -> RuntimeHandler:
+    if not isinstance(table, dict) or set(table) - {"binary", "args", "last_capability", *HANDLER_FLAGS}:
+        raise ConfigError(f"{where} takes only binary, args, last_capability, {', '.join(HANDLER_FLAGS)}")
+    binary, args = table.get("binary"), table.get("args", [])
+    last_capability = table.get("last_capability", "")
+    if not isinstance(binary, str) or not binary:
+        raise ConfigError(f"{where}.binary must be a non-empty string")
+    if not isinstance(last_capability, str) or not (last_capability == "" or last_capability.startswith("CAP_")):
+        raise ConfigError(f"{where}.last_capability must be a capability name such as CAP_AUDIT_READ")
+    if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
+        raise ConfigError(f"{where}.args must be a list of strings")
+    flags = {flag: table.get(flag, False) for flag in HANDLER_FLAGS}
+    for flag, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}.{flag} must be true or false")
+    return RuntimeHandler(binary, tuple(args), last_capability=last_capability, **flags)
 
 
 def validate(config: DaemonConfig) -> DaemonConfig:

@@ -66,6 +66,7 @@ from typing import Any
 
 from cri_api import pb
 from reference_runtime import errors
+from reference_runtime.config import RuntimeHandler
 from reference_runtime.container import seccomp
 from reference_runtime.container.user import ResolvedUser, parse_id, resolve_user
 
@@ -106,6 +107,8 @@ DEFAULT_READONLY_PATHS: tuple[str, ...] = ("/proc/bus", "/proc/fs", "/proc/irq",
 # Directories and files of the host's /dev a privileged container does not get as devices.
 HOST_DEV_SKIPPED_DIRS = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
 HOST_DEV_SKIPPED_FILES = frozenset({"console"})
+
+RUNC = RuntimeHandler("runc")  # the handler of specs made without one: runc from PATH
 
 ANNOTATION_CONTAINER_TYPE = "io.kubernetes.cri.container-type"
 ANNOTATION_SANDBOX_ID = "io.kubernetes.cri.sandbox-id"
@@ -165,6 +168,7 @@ class ContainerSpecInputs:
     image_volumes: dict[str, Path] = field(default_factory=dict)  # image Volumes no CRI mount covers
     host_pid_namespace_pid: None = None
     pod_namespaces: dict[str, str] = field(default_factory=dict)  # kind ("ipc", "uts") -> pinned path, no pause
+    handler: RuntimeHandler = RUNC  # the pod's runtime handler
 
 
 # --------------------------------------------------------------------------- host facts
@@ -235,14 +239,15 @@ def _runc_mount_options(runc: str) -> frozenset[str]:
         return frozenset()
 
 
-def runtime_features(runc: str = "runc") -> dict[str, bool]:
-    """What this implementation supports, for the Status RPC's runtime handler features.
+def runtime_features(runc: str = "runc", *, rro: bool = False) -> dict[str, bool]:
+    """What this implementation supports with the OCI runtime ``runc``, for the Status RPC's handler features.
 
-    Recursive read-only mounts need runc to know ``rro`` (``runc features``) and the kernel mount_setattr(2)
-    (5.12); this runtime has no user namespace support.
+    Recursive read-only mounts need the runtime to take ``rro``, which it says in ``<runtime> features`` (runc 1.1
+    does; crun 1.8 and runsc have no such command: ``rro`` tells instead), and the kernel mount_setattr(2) (5.12);
+    this runtime has no user namespace support.
     """
     return {
-        "recursive_read_only_mounts": "rro" in _runc_mount_options(runc) and _kernel_at_least(5, 12),
+        "recursive_read_only_mounts": (rro or "rro" in _runc_mount_options(runc)) and _kernel_at_least(5, 12),
         "user_namespaces": False,
         "supplemental_groups_policy": True,
     }
@@ -389,16 +394,26 @@ def _is_all(name: str) -> bool:
     return name.strip().upper() in ("ALL", "CAP_ALL")
 
 
-def container_capabilities(context: pb.LinuxContainerSecurityContext) -> list[str]:
+def host_capabilities(last_capability: str = "") -> list[str]:
+    """What "ALL" and privileged grant: this process's capabilities, up to ``last_capability`` (in Linux's
+    numbering) if the handler's runtime knows no later ones."""
+    caps = current_capabilities()
+    if not last_capability:
+        return caps
+    known = ALL_CAPABILITIES[:ALL_CAPABILITIES.index(capability_name(last_capability)) + 1]
+    return [cap for cap in caps if cap in known]
+
+
+def container_capabilities(context: pb.LinuxContainerSecurityContext, last_capability: str = "") -> list[str]:
     """Default set, then "ALL" added, "ALL" dropped, single adds, single drops (containerd's order)."""
     if context.privileged:
-        return current_capabilities()
+        return host_capabilities(last_capability)
     add, drop = list(context.capabilities.add_capabilities), list(context.capabilities.drop_capabilities)
     if context.capabilities.add_ambient_capabilities:
         raise errors.InvalidArgument("ambient capabilities are not supported")
     caps = list(DEFAULT_CAPABILITIES)
     if any(_is_all(name) for name in add):
-        caps = current_capabilities()
+        caps = host_capabilities(last_capability)
     if any(_is_all(name) for name in drop):
         caps = []
     for name in (capability_name(n) for n in add if not _is_all(n)):
@@ -641,14 +656,14 @@ def _propagation_option(mount: pb.Mount, source: str) -> str:
     raise AssertionError(f"unchecked mount propagation {mode}")  # _check_cri_mount refused it
 
 
-def _readonly_option(mount: pb.Mount) -> str:
+def _readonly_option(mount: pb.Mount, handler: RuntimeHandler) -> str:
     if mount.recursive_read_only:
         if not mount.readonly:
             raise errors.InvalidArgument(f"recursive read-only mount of {mount.host_path} must also be read-only")
         if mount.propagation != pb.MountPropagation.PROPAGATION_PRIVATE:
             raise errors.InvalidArgument(f"recursive read-only mount of {mount.host_path} needs private propagation")
-        if not runtime_features()["recursive_read_only_mounts"]:
-            raise errors.InvalidArgument("recursive read-only mounts are not supported on this host")
+        if not runtime_features(handler.binary, rro=handler.recursive_read_only_mounts)["recursive_read_only_mounts"]:
+            raise errors.InvalidArgument(f"recursive read-only mounts are not supported by {handler.binary} here")
         return "rro"
     return "ro" if mount.readonly else "rw"
 
@@ -678,11 +693,11 @@ def _host_source(host_path: str) -> str:
     return os.path.realpath(host_path)
 
 
-def cri_bind_mounts(mounts: Sequence[pb.Mount]) -> list[BindMount]:
+def cri_bind_mounts(mounts: Sequence[pb.Mount], handler: RuntimeHandler = RUNC) -> list[BindMount]:
     """The CRI mounts as binds; all are checked before any missing host path is created."""
     for mount in mounts:
         _check_cri_mount(mount)
-    modes = [_readonly_option(mount) for mount in mounts]
+    modes = [_readonly_option(mount, handler) for mount in mounts]
     binds = []
     for mount, mode in zip(mounts, modes, strict=True):
         source = _host_source(mount.host_path)
@@ -717,7 +732,7 @@ def _without_overridden(defaults: list[dict[str, Any]], destinations: set[str]) 
 def container_mounts(inputs: ContainerSpecInputs, privileged: bool, readonly_rootfs: bool,
                      host_ipc: bool) -> tuple[list[dict[str, Any]], str | None]:
     """The container's mounts and the rootfs propagation the CRI mounts need (None: runc's default)."""
-    cri = cri_bind_mounts(inputs.config.mounts)
+    cri = cri_bind_mounts(inputs.config.mounts, inputs.handler)
     cri_destinations = {_clean(mount.destination) for mount in cri}
     extra = [m for m in _pod_file_mounts(inputs, readonly_rootfs, host_ipc)
              if _clean(m.destination) not in cri_destinations]
@@ -1084,17 +1099,20 @@ def container_spec(inputs: ContainerSpecInputs) -> dict[str, Any]:
         raise errors.InvalidArgument("CDI devices are not supported by this runtime")
     _check_apparmor(_structured_or_legacy(context, "apparmor", "apparmor_profile", "apparmor"))
     settings = _image_settings(inputs.image_config)
-    caps = container_capabilities(context)
+    caps = container_capabilities(context, inputs.handler.last_capability)
     process = _container_process(inputs, settings, caps)
     # Last, since it may create missing host paths: everything that can be refused has been checked.
     mounts, propagation = container_mounts(inputs, context.privileged, context.readonly_rootfs, host_ipc)
-    annotations = {**_pod_annotations(pod, inputs.sandbox_id, "container"),
+    # runsc reads the container type: a "container" joins the sandbox named by the sandbox ID, a "sandbox" starts
+    # one. Its kernel keeps its own UTS namespace, so the pod's hostname is set in the spec.
+    kind = "sandbox" if inputs.handler.sandbox_per_container else "container"
+    annotations = {**_pod_annotations(pod, inputs.sandbox_id, kind),
                    ANNOTATION_CONTAINER_NAME: config.metadata.name, ANNOTATION_IMAGE_NAME: config.image.image}
-    return {
+    return _with_optional({
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": str(inputs.rootfs), "readonly": context.readonly_rootfs},
         "mounts": mounts,
         "linux": _container_linux(inputs, host_network, host_ipc, caps, propagation),
         "annotations": annotations,
-    }
+    }, hostname=_hostname(pod, host_network) if inputs.handler.sandbox_per_container else None)

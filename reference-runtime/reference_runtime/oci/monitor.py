@@ -131,11 +131,12 @@ class Monitor:
 
     def _argv(self, container_id: str, paths: MonitorPaths, terminal: bool, stdin: bool, stdin_once: bool,
               log_size_max: int) -> list[str]:
+        runtime, *runtime_args = self.runtime.command()
         argv = [self.conmon_binary, "-b", str(paths.bundle), "-c", container_id, "-u", container_id,
-                "-n", container_id, "-r", self.runtime.binary, "-p", str(paths.pid_file),
+                "-n", container_id, "-r", runtime, "-p", str(paths.pid_file),
                 "-P", str(paths.conmon_pid_file), "-l", str(paths.log_path), "--exit-dir", str(paths.exit_dir),
                 "--socket-dir-path", str(paths.socket_dir)]
-        for arg in self.runtime.global_args():
+        for arg in runtime_args:
             argv += ["--runtime-arg", arg]
         if log_size_max > 0:
             argv += ["--log-size-max", str(log_size_max)]

@@ -97,20 +97,30 @@ def classify(message: str, prefix: str, container_id: str = "") -> errors.Error:
 
 
 class OciRuntime:
-    """One runtime handler: a binary, its state root, and extra global arguments for every call."""
+    """One runtime handler: a binary, its state root, extra global arguments for every call, and the launcher
+    (see :mod:`.launcher`) every call goes through, if any."""
 
     def __init__(self, handler: str, binary: str, root: Path, extra_args: tuple[str, ...] = (),
-                 command_timeout: float = DEFAULT_COMMAND_TIMEOUT) -> None:
+                 command_timeout: float = DEFAULT_COMMAND_TIMEOUT, launcher: tuple[str, ...] = (),
+                 sandboxed_processes: bool = False) -> None:
         self.handler = handler
         self.binary = binary
         self.root = Path(root)
         self.extra_args = tuple(extra_args)
         self.command_timeout = command_timeout
+        self.launcher = tuple(launcher)
+        # runsc: an exec'd process lives in the sandbox's kernel, known by its pid there, not as a host process.
+        self.sandboxed_processes = sandboxed_processes
         self._features: dict[str, Any] | None = None
 
     def global_args(self) -> list[str]:
-        """The arguments that go before the subcommand on every call (conmon gets them as --runtime-arg)."""
+        """The arguments that go before the subcommand on every call."""
         return [f"--root={self.root}", "--log-format=json", *self.extra_args]
+
+    def command(self, *global_args: str) -> list[str]:
+        """The command line up to the subcommand: the launcher, the binary, the global arguments (``global_args``
+        if given). conmon gets its first word as the runtime and the rest as --runtime-arg."""
+        return [*self.launcher, self.binary, *(global_args or self.global_args())]
 
     # -- queries ---------------------------------------------------------------------------------------------
 
@@ -196,9 +206,11 @@ class OciRuntime:
         with tempfile.TemporaryDirectory(prefix="oci-exec-") as work:
             spec, log_file, pid_file = Path(work, "process.json"), Path(work, "runtime.log"), Path(work, "pid")
             spec.write_text(json.dumps({**process, "terminal": False}))
-            args = [self.binary, f"--root={self.root}", "--log-format=json", f"--log={log_file}",
-                    *self.extra_args, "exec", "--process", str(spec), "--pid-file", str(pid_file), container_id]
-            return self._exec(container_id, args, log_file, pid_file, timeout)
+            args = [*self.command(f"--root={self.root}", "--log-format=json", f"--log={log_file}", *self.extra_args),
+                    "exec", "--process", str(spec), "--pid-file", str(pid_file)]
+            if self.sandboxed_processes:
+                args += ["--internal-pid-file", str(Path(work, "internal-pid"))]
+            return self._exec(container_id, [*args, container_id], log_file, pid_file, timeout)
 
     def _require_running(self, container_id: str) -> None:
         state = self.state(container_id)
@@ -223,12 +235,12 @@ class OciRuntime:
         try:
             stdout, stderr, timed_out = _collect(proc, stdout_r, stderr_r, deadline)
             if timed_out:
-                _kill_exec(proc, pid_file)
+                self._kill_exec(container_id, proc, pid_file)
         finally:
             for fd in (stdout_r, stderr_r):
                 os.close(fd)
             if proc.poll() is None:
-                _kill_exec(proc, pid_file)
+                self._kill_exec(container_id, proc, pid_file)
         if timed_out:
             raise errors.DeadlineExceeded(f"exec in container {container_id} timed out after {timeout:g}s")
         # The exit code is the exec'd process's, unless the runtime itself failed: then it logged an error.
@@ -237,11 +249,20 @@ class OciRuntime:
             raise classify(message, f"{self.handler} exec {container_id}", container_id)
         return ExecResult(exit_code=proc.returncode, stdout=stdout, stderr=stderr)
 
+    def _kill_exec(self, container_id: str, proc: subprocess.Popen[bytes], pid_file: Path) -> None:
+        """Kill the exec'd process, then the runtime's exec. In a sandbox (runsc) the process is killed through
+        the runtime by its pid inside: killing ``runsc exec`` would leave it running."""
+        internal_pid = _read_pid(pid_file.with_name("internal-pid")) if self.sandboxed_processes else 0
+        if internal_pid > 0:
+            with contextlib.suppress(errors.Error):
+                self._run(["kill", "--pid", str(internal_pid), container_id, str(int(signal.SIGKILL))])
+        _kill_exec(proc, pid_file)
+
     # -- plumbing --------------------------------------------------------------------------------------------
 
     def _run(self, args: list[str], stdin: bytes | None = None) -> _Run:
         """Run one runtime command with stdin, stdout and stderr on anonymous temporary files (never pipes)."""
-        argv = [self.binary, *self.global_args(), *args]
+        argv = [*self.command(), *args]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, _stdin_file(stdin) as inp:
             try:
                 completed = subprocess.run(argv, stdin=inp, stdout=out, stderr=err, close_fds=True,

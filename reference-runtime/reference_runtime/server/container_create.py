@@ -84,6 +84,7 @@ def spec_inputs(svc: CriService, sandbox: SandboxRecord, request: pb.CreateConta
         hosts_path=files.hosts, resolv_path=files.resolv_conf, shm_path=shm if rootfs.is_mountpoint(shm) else None,
         termination_log_path=None, image_volumes={},
         pod_namespaces=pod_namespaces(svc, sandbox),
+        handler=svc.handler_settings(sandbox.runtime_handler),
     )
 
 

@@ -48,7 +48,7 @@ def serve_exec_stream(svc: CriService, request: http.server.BaseHTTPRequestHandl
     work_dir = svc.layout.container_dir(record.id)
 
     def start() -> ExecProcess:
-        return ExecProcess([runtime.binary, *runtime.global_args()], record.id, process, exec_request, work_dir)
+        return ExecProcess(runtime.command(), record.id, process, exec_request, work_dir)
 
     if spdy_server.is_spdy(request):
         wanted = spdy_server.wanted_streams(exec_request.stdin, exec_request.stdout, exec_request.stderr,

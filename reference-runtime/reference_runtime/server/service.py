@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reference_runtime import errors
-from reference_runtime.config import DaemonConfig
+from reference_runtime.config import DaemonConfig, RuntimeHandler
 from reference_runtime.events import EventBus
 from reference_runtime.image.service import ImageService
 from reference_runtime.network.cni import CniManager
+from reference_runtime.oci.launcher import launcher_for
 from reference_runtime.oci.monitor import Monitor, MonitorPaths
 from reference_runtime.oci.reaper import Reaper
 from reference_runtime.oci.runtime import OciRuntime
@@ -81,18 +82,26 @@ class CriService:
         # Serializes lifecycle changes of one object (stop racing remove, two stops at once).
         self.object_locks: dict[str, threading.Lock] = {}
 
-    def runtime(self, handler: str) -> tuple[OciRuntime, Monitor]:
-        """The OCI runtime (and its monitor) of a RuntimeClass handler; "" is the default handler."""
+    def handler_settings(self, handler: str) -> RuntimeHandler:
+        """The configuration of a RuntimeClass handler; "" is the default handler."""
         handler = handler or self.config.default_runtime_handler
         settings = self.config.runtime_handlers.get(handler)
         if settings is None:
             known = ", ".join(sorted(self.config.runtime_handlers))
             raise errors.NotFound(f"no runtime for handler {handler!r} is configured (known: {known})")
+        return settings
+
+    def runtime(self, handler: str) -> tuple[OciRuntime, Monitor]:
+        """The OCI runtime (and its monitor) of a RuntimeClass handler; "" is the default handler."""
+        settings = self.handler_settings(handler)
+        handler = handler or self.config.default_runtime_handler
         with self._runtimes_lock:
             if handler not in self._runtimes:
                 if not Path(settings.binary).exists():
                     raise errors.FailedPrecondition(f"runtime handler {handler!r}: {settings.binary} is not installed")
-                runtime = OciRuntime(handler, settings.binary, self.layout.state / "runtimes" / handler, settings.args)
+                runtime = OciRuntime(handler, settings.binary, self.layout.state / "runtimes" / handler, settings.args,
+                                     launcher=launcher_for(settings.hide_unified_cgroup, settings.private_stdio),
+                                     sandboxed_processes=settings.sandbox_per_container)
                 self._runtimes[handler] = (runtime, Monitor(runtime, reaper=self.reaper))
             return self._runtimes[handler]
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from cri_api import pb
+from reference_runtime.config import RuntimeHandler
 from reference_runtime.container.spec import runtime_features
 from reference_runtime.server.service import CriService
 
@@ -18,15 +19,21 @@ def status(svc: CriService, request: pb.StatusRequest) -> pb.StatusResponse:
                             message="" if network_ready else message),
     ]
     features = runtime_features()
-    handler_features = pb.RuntimeHandlerFeatures(
-        recursive_read_only_mounts=features.get("recursive_read_only_mounts", False),
-        user_namespaces=features.get("user_namespaces", False))
-    installed = [name for name, handler in sorted(svc.config.runtime_handlers.items()) if Path(handler.binary).exists()]
+    installed = {name: handler for name, handler in sorted(svc.config.runtime_handlers.items())
+                 if Path(handler.binary).exists()}
     # The default handler is also listed under "", the name a pod without a RuntimeClass asks for.
-    handlers = [pb.RuntimeHandler(name=name, features=handler_features) for name in ["", *installed]]
+    default = svc.config.runtime_handlers[svc.config.default_runtime_handler]
+    handlers = [pb.RuntimeHandler(name=name, features=handler_features(handler))
+                for name, handler in [("", default), *installed.items()]]
     info = {"config": json.dumps({"cniConfDir": svc.config.cni_conf_dir, "cniBinDir": svc.config.cni_bin_dir,
                                   "pauseImage": svc.config.pause_image})} if request.verbose else {}
     return pb.StatusResponse(
         status=pb.RuntimeStatus(conditions=conditions), info=info, runtime_handlers=handlers,
         features=pb.RuntimeFeatures(supplemental_groups_policy=features.get("supplemental_groups_policy", False)),
     )
+
+
+def handler_features(handler: RuntimeHandler) -> pb.RuntimeHandlerFeatures:
+    features = runtime_features(handler.binary, rro=handler.recursive_read_only_mounts)
+    return pb.RuntimeHandlerFeatures(recursive_read_only_mounts=features.get("recursive_read_only_mounts", False),
+                                     user_namespaces=features.get("user_namespaces", False))

@@ -67,12 +67,13 @@ class ExecProcess:
             raise
 
     def _start_with_terminal(self, runtime_command: list[str], container_id: str) -> None:
-        """``exec --tty`` attached to a terminal of ours: the runtime copies between it and the one it
-        allocates inside the container, and resizes that one when told (SIGWINCH) that ours changed."""
+        """``exec`` of a ``terminal: true`` process attached to a terminal of ours: the runtime copies between it
+        and the one it allocates inside the container, and resizes that one when told (SIGWINCH) that ours
+        changed. No ``--tty``: runc and crun take it from the process file, and runsc has no such flag."""
         master, follower = os.openpty()
         try:
             self.proc = subprocess.Popen(
-                [*runtime_command, "--tty", "--process", str(self._spec_path), container_id],
+                [*runtime_command, "--process", str(self._spec_path), container_id],
                 stdin=follower, stdout=follower, stderr=follower, close_fds=True, start_new_session=True,
             )
         except OSError:

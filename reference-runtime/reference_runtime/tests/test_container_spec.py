@@ -25,6 +25,7 @@ import pytest
 
 from cri_api import pb
 from reference_runtime import errors
+from reference_runtime.config import BUILTIN_HANDLERS
 from reference_runtime.container import seccomp, spec
 from reference_runtime.container.spec import ContainerSpecInputs, SandboxSpecInputs
 from reference_runtime.tests.rootfs import image_config, unpack_single_layer_image
@@ -89,7 +90,7 @@ def host_facts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(spec, "_swap_controller", lambda: True)
     monkeypatch.setattr(spec, "_hugetlb_controller", lambda: False)
     monkeypatch.setattr(spec, "apparmor_enabled", lambda: False)
-    monkeypatch.setattr(spec, "runtime_features", lambda runc="runc": {
+    monkeypatch.setattr(spec, "runtime_features", lambda runc="runc", **_: {
         "recursive_read_only_mounts": True, "user_namespaces": False, "supplemental_groups_policy": True})
 
 
@@ -340,6 +341,29 @@ def test_privileged_needs_a_privileged_pod(host: Host) -> None:
         with_security(host, privileged=True)
 
 
+def test_a_sandbox_per_container_handler_makes_each_container_a_sandbox_with_the_pods_hostname(host: Host) -> None:
+    document = build(host, handler=BUILTIN_HANDLERS["runsc"])
+    assert document["annotations"][spec.ANNOTATION_CONTAINER_TYPE] == "sandbox"
+    assert document["annotations"][spec.ANNOTATION_SANDBOX_ID] == "sb1"
+    assert document["hostname"] == "podhost"
+    usual = build(host)
+    assert usual["annotations"][spec.ANNOTATION_CONTAINER_TYPE] == "container"
+    assert "hostname" not in usual
+
+
+def test_privileged_and_all_stop_at_the_handlers_last_capability(host: Host) -> None:
+    known = spec.ALL_CAPABILITIES[:spec.ALL_CAPABILITIES.index("CAP_AUDIT_READ") + 1]
+    expected = [cap for cap in HOST_CAPS if cap in known]
+    runsc = BUILTIN_HANDLERS["runsc"]
+    privileged = build(host, container_config(security=context(privileged=True)),
+                       sandbox_config=pod_config(privileged=True), handler=runsc)
+    assert privileged["process"]["capabilities"]["bounding"] == expected
+    add_all = build(host, container_config(security=context(capabilities=pb.Capability(add_capabilities=["ALL"]))),
+                    handler=runsc)
+    assert add_all["process"]["capabilities"]["effective"] == expected
+    assert "CAP_PERFMON" in HOST_CAPS and "CAP_PERFMON" not in expected
+
+
 def test_unprivileged_defaults(host: Host) -> None:
     linux = build(host)["linux"]
     assert linux["maskedPaths"] == list(spec.DEFAULT_MASKED_PATHS)
@@ -521,7 +545,7 @@ def test_recursive_read_only(host: Host, monkeypatch: pytest.MonkeyPatch) -> Non
     mount = pb.Mount(host_path=str(host.tmp), container_path="/mnt", readonly=True, recursive_read_only=True)
     assert mounts_by_destination(build(host, container_config(mounts=[mount])))["/mnt"]["options"] == [
         "rbind", "rprivate", "rro"]
-    monkeypatch.setattr(spec, "runtime_features", lambda runc="runc": {"recursive_read_only_mounts": False})
+    monkeypatch.setattr(spec, "runtime_features", lambda runc="runc", **_: {"recursive_read_only_mounts": False})
     with pytest.raises(errors.InvalidArgument, match="recursive read-only mounts are not supported"):
         build(host, container_config(mounts=[mount]))
 
@@ -879,6 +903,9 @@ def test_runtime_features() -> None:
     assert set(real) == {"recursive_read_only_mounts", "user_namespaces", "supplemental_groups_policy"}
     assert real["user_namespaces"] is False and real["supplemental_groups_policy"] is True
     assert REAL_RUNTIME_FEATURES("/nonexistent/runc")["recursive_read_only_mounts"] is False
+    # A runtime without `features` (crun 1.8) whose handler says it takes rro.
+    told = REAL_RUNTIME_FEATURES("/nonexistent/crun", rro=True)["recursive_read_only_mounts"]
+    assert told is spec._kernel_at_least(5, 12)
 
 
 # --------------------------------------------------------------------------- annotations and signals

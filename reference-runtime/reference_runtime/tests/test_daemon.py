@@ -126,6 +126,37 @@ def test_config_file_sets_defaults_and_flags_win(tmp_path: Path) -> None:
     assert loaded.with_overrides(address="/x.sock", root=None).address == "/x.sock"
 
 
+def test_runtime_handler_tables_add_to_the_built_in_handlers(tmp_path: Path) -> None:
+    from reference_runtime.config import BUILTIN_HANDLERS, RuntimeHandler, load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text('[runtime_handlers.gvisor]\nbinary = "/opt/runsc"\nargs = ["--debug"]\nprivate_stdio = true\n'
+                      'sandbox_per_container = true\nlast_capability = "CAP_AUDIT_READ"\n')
+    handlers = load_config(config).runtime_handlers
+    assert handlers["gvisor"] == RuntimeHandler("/opt/runsc", ("--debug",), private_stdio=True,
+                                                sandbox_per_container=True, last_capability="CAP_AUDIT_READ")
+    assert {"runc", "crun", "runsc"} <= set(handlers)
+    assert BUILTIN_HANDLERS["crun"].hide_unified_cgroup and BUILTIN_HANDLERS["runsc"].private_stdio
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('binary = "/x"\nwrapper = "/y"\n', "takes only binary, args, last_capability"),
+        ('binary = "/x"\nprivate_stdio = "yes"\n', "private_stdio must be true or false"),
+        ('binary = "/x"\nlast_capability = "PERFMON"\n', "last_capability must be a capability name"),
+    ],
+    ids=["unknown-key", "flag-not-bool", "bad-capability"],
+)
+def test_bad_runtime_handler_table(tmp_path: Path, table: str, message: str) -> None:
+    from reference_runtime.config import ConfigError, load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text("[runtime_handlers.x]\n" + table)
+    with pytest.raises(ConfigError, match=message):
+        load_config(config)
+
+
 @pytest.mark.parametrize(
     ("config_text", "message"),
     [
