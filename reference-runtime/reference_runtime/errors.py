@@ -42,6 +42,10 @@ class DeadlineExceeded(Error):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class Cancelled(Error):
+    code = grpc.StatusCode.CANCELLED
+
+
 class Unimplemented(Error):
     code = grpc.StatusCode.UNIMPLEMENTED
 

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +29,10 @@ from reference_runtime import errors
 EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024
 # A runtime command that takes longer than this is stuck (a frozen cgroup, a hung mount).
 DEFAULT_COMMAND_TIMEOUT = 60.0
+# How often a waiting ExecSync asks whether its client is still there.
+CANCEL_POLL_SECONDS = 0.5
+# How an ExecSync's wait ended.
+EXITED, TIMED_OUT, CANCELLED = "exited", "timed out", "cancelled"
 # How long a killed `runc exec` gets to exit before it is killed too.
 EXEC_KILL_GRACE = 2.0
 _READ_CHUNK = 1 << 16
@@ -188,7 +193,7 @@ class OciRuntime:
     # -- exec ------------------------------------------------------------------------------------------------
 
     def exec_sync(self, container_id: str, process: dict[str, Any], timeout: float | None, *,
-                  check_running: bool = True) -> ExecResult:
+                  check_running: bool = True, still_wanted: Callable[[], bool] = lambda: True) -> ExecResult:
         """Run ``process`` (an OCI process object) in the running container and collect its output.
 
         The container must be running: runc itself refuses only a stopped one, and would exec into a created
@@ -199,7 +204,8 @@ class OciRuntime:
         blocks on a full pipe. Like ``runc exec`` itself, this returns once the process has exited and its output
         pipes are closed: a background child that keeps them open holds the call until ``timeout`` (None or <= 0:
         no limit). On timeout the exec'd process and ``runc exec`` are killed and DeadlineExceeded is raised
-        (children of the exec'd process stay in the container, as with every runtime).
+        (children of the exec'd process stay in the container, as with every runtime). Once ``still_wanted()``
+        turns false (checked every CANCEL_POLL_SECONDS) the same happens and Cancelled is raised.
         """
         if check_running:
             self._require_running(container_id)
@@ -210,7 +216,7 @@ class OciRuntime:
                     "exec", "--process", str(spec), "--pid-file", str(pid_file)]
             if self.sandboxed_processes:
                 args += ["--internal-pid-file", str(Path(work, "internal-pid"))]
-            return self._exec(container_id, [*args, container_id], log_file, pid_file, timeout)
+            return self._exec(container_id, [*args, container_id], log_file, pid_file, timeout, still_wanted)
 
     def _require_running(self, container_id: str) -> None:
         state = self.state(container_id)
@@ -220,7 +226,7 @@ class OciRuntime:
             raise errors.FailedPrecondition(f"container {container_id} is {state.status}, not running")
 
     def _exec(self, container_id: str, args: list[str], log_file: Path, pid_file: Path,
-              timeout: float | None) -> ExecResult:
+              timeout: float | None, still_wanted: Callable[[], bool]) -> ExecResult:
         stdout_r, stdout_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
         try:
@@ -233,16 +239,18 @@ class OciRuntime:
         os.close(stderr_w)
         deadline = None if timeout is None or timeout <= 0 else time.monotonic() + timeout
         try:
-            stdout, stderr, timed_out = _collect(proc, stdout_r, stderr_r, deadline)
-            if timed_out:
+            stdout, stderr, ending = _collect(proc, stdout_r, stderr_r, deadline, still_wanted)
+            if ending != EXITED:
                 self._kill_exec(container_id, proc, pid_file)
         finally:
             for fd in (stdout_r, stderr_r):
                 os.close(fd)
             if proc.poll() is None:
                 self._kill_exec(container_id, proc, pid_file)
-        if timed_out:
+        if ending == TIMED_OUT:
             raise errors.DeadlineExceeded(f"exec in container {container_id} timed out after {timeout:g}s")
+        if ending == CANCELLED:
+            raise errors.Cancelled(f"exec in container {container_id}: the client went away")
         # The exit code is the exec'd process's, unless the runtime itself failed: then it logged an error.
         message = runtime_message(_read_or_empty(log_file))
         if message and proc.returncode != 0:
@@ -327,9 +335,10 @@ class _Capped:
         return b"".join(self.chunks)
 
 
-def _collect(proc: subprocess.Popen[bytes], stdout_fd: int, stderr_fd: int,
-             deadline: float | None) -> tuple[bytes, bytes, bool]:
-    """Read both pipes until ``runc exec`` exits, or until ``deadline``.
+def _collect(proc: subprocess.Popen[bytes], stdout_fd: int, stderr_fd: int, deadline: float | None,
+             still_wanted: Callable[[], bool]) -> tuple[bytes, bytes, str]:
+    """Read both pipes until ``runc exec`` exits (EXITED), until ``deadline`` (TIMED_OUT), or until
+    ``still_wanted()`` turns false (CANCELLED).
 
     The exit is seen through a pidfd in the same select as the pipes (the pipes alone are not enough: whatever
     else holds them open, EOF would not come); after it, what is left in the pipes is taken without blocking.
@@ -344,11 +353,14 @@ def _collect(proc: subprocess.Popen[bytes], stdout_fd: int, stderr_fd: int,
         while True:
             if proc.poll() is not None:
                 _drain(outputs)
-                return outputs[stdout_fd].value(), outputs[stderr_fd].value(), False
+                return outputs[stdout_fd].value(), outputs[stderr_fd].value(), EXITED
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                return outputs[stdout_fd].value(), outputs[stderr_fd].value(), True
-            wait = remaining if pidfd is not None else min(remaining or 0.05, 0.05)
+                return outputs[stdout_fd].value(), outputs[stderr_fd].value(), TIMED_OUT
+            if not still_wanted():
+                return outputs[stdout_fd].value(), outputs[stderr_fd].value(), CANCELLED
+            wait = min(CANCEL_POLL_SECONDS if remaining is None else remaining, CANCEL_POLL_SECONDS)
+            wait = wait if pidfd is not None else min(wait, 0.05)
             for key, _ in selector.select(wait):
                 if key.fd in outputs and not _read_some(key.fd, outputs[key.fd]):
                     selector.unregister(key.fd)

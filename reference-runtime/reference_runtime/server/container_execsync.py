@@ -1,6 +1,11 @@
-"""ExecSync: run a command in a running container and answer its exit code and output (16 MiB each at most)."""
+"""ExecSync: run a command in a running container and answer its exit code and output (16 MiB each at most).
+
+A client that goes away (Ctrl-C, its deadline) ends the command too, as containerd does: nobody waits for it.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from cri_api import pb
 from reference_runtime import errors
@@ -9,7 +14,7 @@ from reference_runtime.server.service import CriService
 from reference_runtime.store.container import RUNNING
 
 
-def exec_sync(svc: CriService, request: pb.ExecSyncRequest) -> pb.ExecSyncResponse:
+def exec_sync(svc: CriService, request: pb.ExecSyncRequest, client_waiting: Callable[[], bool]) -> pb.ExecSyncResponse:
     if not request.cmd:
         raise errors.InvalidArgument("ExecSync: cmd must not be empty")
     record = refresh(svc, svc.containers.get(request.container_id))
@@ -18,5 +23,6 @@ def exec_sync(svc: CriService, request: pb.ExecSyncRequest) -> pb.ExecSyncRespon
     process = dict(runtime_spec(svc, record.id).get("process", {}))
     process.update(args=list(request.cmd), terminal=False)
     runtime, _ = svc.runtime(handler_of(svc, record))
-    result = runtime.exec_sync(record.id, process, request.timeout or None, check_running=False)
+    result = runtime.exec_sync(record.id, process, request.timeout or None, check_running=False,
+                               still_wanted=client_waiting)
     return pb.ExecSyncResponse(stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code)

@@ -59,6 +59,7 @@ log = logging.getLogger("reference_runtime.rpc")
 
 Handler = Callable[[CriService, Any], Message]
 StreamHandler = Callable[[CriService, Any, Callable[[], bool]], Iterator[Message]]
+CancellableHandler = Callable[[CriService, Any, Callable[[], bool]], Message]
 
 
 def rpc(handler: Handler) -> Callable[[Any, Message, grpc.ServicerContext], Message]:
@@ -68,6 +69,19 @@ def rpc(handler: Handler) -> Callable[[Any, Message, grpc.ServicerContext], Mess
     def method(self: _Servicer, request: Message, context: grpc.ServicerContext) -> Message:
         with _served(self.svc, name, context):
             return handler(self.svc, request)
+        raise AssertionError("unreachable: _served re-raises every error as an aborted call")
+
+    method.__name__ = name
+    return method
+
+
+def rpc_cancellable(handler: CancellableHandler) -> Callable[[Any, Message, grpc.ServicerContext], Message]:
+    """``rpc`` for a handler that may wait long: it is told whether the client still waits for the answer."""
+    name = handler.__name__
+
+    def method(self: _Servicer, request: Message, context: grpc.ServicerContext) -> Message:
+        with _served(self.svc, name, context):
+            return handler(self.svc, request, context.is_active)
         raise AssertionError("unreachable: _served re-raises every error as an aborted call")
 
     method.__name__ = name
@@ -132,7 +146,7 @@ class RuntimeServicer(_Servicer, pb_grpc.RuntimeServiceServicer):
     StreamContainers = rpc_stream(container_stream.stream_containers)
     UpdateContainerResources = rpc(container_update.update_container_resources)
     ReopenContainerLog = rpc(container_log_reopen.reopen_container_log)
-    ExecSync = rpc(container_execsync.exec_sync)
+    ExecSync = rpc_cancellable(container_execsync.exec_sync)
     GetContainerEvents = rpc_stream(container_events.get_container_events)
     ContainerStats = rpc(container_stats.container_stats)
     ListContainerStats = rpc(container_stats.list_container_stats)

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,10 +160,11 @@ class Containers:
         self.runtime.start(ctr.id)
         return ctr
 
-    def exec(self, ctr: Ctr, args: list[str], timeout: float | None = 10) -> Any:
+    def exec(self, ctr: Ctr, args: list[str], timeout: float | None = 10,
+             still_wanted: Callable[[], bool] = lambda: True) -> Any:
         process = {"args": args, "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "cwd": "/",
                    "user": {"uid": 0, "gid": 0}, "terminal": False}
-        return self.runtime.exec_sync(ctr.id, process, timeout)
+        return self.runtime.exec_sync(ctr.id, process, timeout, still_wanted=still_wanted)
 
     def remove_all(self) -> list[str]:
         """Delete every container and its monitor; return what leaked."""
@@ -353,6 +354,17 @@ def test_exec_sync_timeout_kills_the_process_and_runc_exec(containers: Container
     assert [line for line in processes_mentioning(ctr.id) if " exec " in line] == []
     assert cgroup_pids(ctr.pid) == [ctr.pid]  # the exec'd sleep is gone from the container too
     assert containers.exec(ctr, ["true"]).exit_code == 0
+
+
+@pytest.mark.root
+def test_exec_sync_ends_the_process_once_nobody_waits(containers: Containers) -> None:
+    ctr = containers.run(["sleep", "1000"])
+    gone_at = time.monotonic() + 0.5
+    with pytest.raises(errors.Cancelled, match="client went away"):
+        containers.exec(ctr, ["sleep", "999"], timeout=None, still_wanted=lambda: time.monotonic() < gone_at)
+    assert time.monotonic() - gone_at < 5
+    assert [line for line in processes_mentioning(ctr.id) if " exec " in line] == []
+    assert cgroup_pids(ctr.pid) == [ctr.pid]
 
 
 @pytest.mark.root
