@@ -12,6 +12,7 @@ from crictl.commands.exec import streaming_options, tls_settings
 from crictl.commands.sandbox import resolve_pod_ids
 from crictl.context import Settings, doing, pass_settings
 from crictl.errors import CrictlError
+from crictl.options import show_help_and_exit
 
 
 def parse_ports(specs: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -29,28 +30,29 @@ def parse_ports(specs: tuple[str, ...]) -> list[tuple[int, int]]:
     return pairs
 
 
-@click.command("port-forward", )
+@click.command("port-forward")
 @streaming_options
-@click.argument("pod_id", metavar="POD-ID")
-@click.argument("ports", nargs=-1, required=True, metavar="[LOCAL_PORT:]REMOTE_PORT...")
+@click.argument("args", nargs=-1, metavar="POD-ID [LOCAL_PORT:]REMOTE_PORT")
 @pass_settings
-def port_forward_command(settings: Settings, transport: str, tls_ca: str | None, tls_cert: str | None,
-                         tls_key: str | None, tls_server_name: str, pod_id: str, ports: tuple[str, ...]) -> None:
+def port_forward_command(settings: Settings, transport: str, tls_sni: str, tls_ca: str | None, tls_cert: str | None,
+                         tls_key: str | None, args: tuple[str, ...]) -> None:
     """Forward local port to a pod."""
-    pairs = parse_ports(ports)
+    if len(args) < 2:
+        show_help_and_exit(click.get_current_context())
+    pod_id, pairs = args[0], parse_ports(args[1:])
+    tls = tls_settings(tls_ca, tls_cert, tls_key, tls_sni)
     runtime = settings.runtime()
     [pod_id] = resolve_pod_ids(runtime, [pod_id])
-    request = pb.PortForwardRequest(pod_sandbox_id=pod_id, port=[remote for _, remote in pairs])
+    # As upstream, only the pod goes in the request: the ports travel on the stream.
     with doing(f"getting the port-forward URL of pod {pod_id}"):
-        url = runtime.port_forward(request).url
+        url = runtime.port_forward(pb.PortForwardRequest(pod_sandbox_id=pod_id)).url
     from cri_api.streaming.client import port_forward
     from cri_api.streaming.upgrade import StreamingError
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with port_forward(url, pairs, transport=transport, tls=tls_settings(tls_ca, tls_cert, tls_key,
-                                                                          tls_server_name)) as forwarder:
+        with port_forward(url, pairs, transport=transport, tls=tls) as forwarder:
             for (_, remote), local in zip(pairs, forwarder.local_ports, strict=True):
                 click.echo(f"Forwarding from 127.0.0.1:{local} -> {remote}")
             while not stop.wait(0.5):

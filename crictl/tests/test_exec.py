@@ -9,12 +9,13 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
 from cri_api import pb
 from crictl.commands.portforward import parse_ports
-from crictl.tests.conftest import CLEAN_ENV, Runtime, pod_config
+from crictl.tests.conftest import CLEAN_ENV, Runtime, assert_one_line_error, pod_config
 from critest.images.catalog import BUSYBOX, NGINX
 
 pytestmark = pytest.mark.root
@@ -56,11 +57,11 @@ def sleeper(runtime: Runtime) -> Iterator[tuple[Runtime, str, str]]:
 @pytest.mark.parametrize("transport", ["spdy", "websocket"])
 def test_exec_passes_output_and_exit_code_on(sleeper: tuple[Runtime, str, str], transport: str) -> None:
     runtime, _, container_id = sleeper
-    result = runtime.crictl("exec", "-x", transport, container_id[:12], "sh", "-c", "echo out; echo err >&2; exit 3")
+    result = runtime.crictl("exec", "-r", transport, container_id[:12], "sh", "-c", "echo out; echo err >&2; exit 3")
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
     known_containerd_gap(runtime, transport)
     piped = subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint, "exec", "-i",
-                            "-x", transport, container_id, "cat"], input="through stdin", capture_output=True,
+                            "--transport", transport, container_id, "cat"], input="through stdin", capture_output=True,
                            text=True, env=CLEAN_ENV, timeout=60)
     assert (piped.returncode, piped.stdout) == (0, "through stdin")
 
@@ -77,13 +78,106 @@ def test_exec_in_an_unknown_container_is_one_line(sleeper: tuple[Runtime, str, s
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and result.stderr.startswith("crictl: ")
 
 
+def test_exec_takes_the_tls_server_name_flag_and_its_alias(sleeper: tuple[Runtime, str, str]) -> None:
+    runtime, _, container_id = sleeper
+    for flag in ("--tls-sni", "--tls-server-name"):
+        result = runtime.crictl("exec", flag, "streaming.example", container_id, "echo", "plain http")
+        assert (result.returncode, result.stdout) == (0, "plain http\n"), result.stderr
+
+
+def test_exec_tls_needs_a_certificate_and_its_key(sleeper: tuple[Runtime, str, str]) -> None:
+    runtime, _, container_id = sleeper
+    result = runtime.crictl("exec", "--tls-ca", "/no/such/ca.pem", container_id, "true")
+    assert_one_line_error(result, "--tls-cert and --tls-key are required")
+
+
+@dataclass
+class Group:
+    """Two running containers with a label of their own, created one after the other (the second is newer)."""
+
+    runtime: Runtime
+    label: str
+    older: str
+    newer: str
+    newer_name: str
+
+    def crictl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.runtime.crictl("exec", "--label", self.label, *args)
+
+
+@pytest.fixture(scope="module")
+def group(sleeper: tuple[Runtime, str, str]) -> Group:
+    runtime, pod_id, _ = sleeper
+    value = uuid.uuid4().hex[:8]
+    labels = {"exec-group": value}
+    older = start(runtime, pod_id, BUSYBOX, ["sleep", "3600"], labels=labels)
+    time.sleep(0.01)  # distinct creation times, so that "newest first" is well defined
+    newer = start(runtime, pod_id, BUSYBOX, ["sleep", "3600"], labels=labels)
+    name = runtime.client.container_status(pb.ContainerStatusRequest(container_id=newer)).status.metadata.name
+    return Group(runtime, f"exec-group={value}", older, newer, name)
+
+
+def test_exec_filters_run_in_every_match_newest_first_with_headers(group: Group) -> None:
+    result = group.crictl("echo", "hi")
+    assert (result.returncode, result.stdout) == (0, f"{group.newer}:\nhi\n{group.older}:\nhi\n"), result.stderr
+    synced = group.crictl("-s", "echo", "hi")
+    assert (synced.returncode, synced.stdout) == (0, f"{group.newer}:\nhi\n{group.older}:\nhi\n"), synced.stderr
+
+
+def test_exec_quiet_drops_the_headers(group: Group) -> None:
+    result = group.crictl("-q", "echo", "hi")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hi\nhi\n", "")
+
+
+def test_exec_in_parallel_prints_no_headers(group: Group) -> None:
+    started = time.monotonic()
+    result = group.crictl("-x", "sh", "-c", "sleep 2; echo done")
+    assert (result.returncode, result.stdout) == (0, "done\ndone\n"), result.stderr
+    assert time.monotonic() - started < 3.8  # both sleeps at once (crictl's start-up takes some of it)
+    one = group.crictl("-xl", "echo", "one")
+    assert (one.returncode, one.stdout) == (0, "one\n"), one.stderr
+
+
+def test_exec_by_name_and_latest(group: Group) -> None:
+    runtime = group.runtime
+    by_name = runtime.crictl("exec", "--name", f"^{group.newer_name}$", "echo", "named")
+    assert (by_name.returncode, by_name.stdout) == (0, f"{group.newer}:\nnamed\n"), by_name.stderr
+    latest = group.crictl("-l", "echo", "latest")
+    assert (latest.returncode, latest.stdout) == (0, f"{group.newer}:\nlatest\n"), latest.stderr
+    last = group.crictl("-n", "1", "-q", "sh", "-c", "exit 5")
+    assert last.returncode == 5  # one selected container: its exit code, as without filters
+
+
+def test_exec_failures_in_several_containers(group: Group) -> None:
+    failed = group.crictl("-q", "sh", "-c", "exit 3")
+    assert_one_line_error(failed, group.newer, group.older, "exit code 3")
+    ignored = group.crictl("-e", "sh", "-c", "exit 3")
+    assert ignored.returncode == 0
+    assert ignored.stderr.startswith("WARN The `--ignore-errors` option has been set"), ignored.stderr
+    quiet = group.crictl("-eq", "sh", "-c", "exit 3")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+def test_exec_stdin_or_tty_needs_a_single_container(group: Group) -> None:
+    assert_one_line_error(group.crictl("-i", "cat"), "need a single container")
+    assert_one_line_error(group.crictl("-it", "sh"), "need a single container")
+
+
+def test_exec_filter_matching_nothing_prints_help(sleeper: tuple[Runtime, str, str]) -> None:
+    runtime, _, _ = sleeper
+    result = runtime.crictl("exec", "--label", f"exec-group={uuid.uuid4().hex}", "echo", "hi")
+    assert result.returncode == 0  # as upstream: an error log line, then the help
+    assert result.stderr == "ERRO No containers found per filter flags\n"
+    assert result.stdout.startswith("Usage: crictl exec ")
+
+
 @pytest.mark.parametrize("transport", ["spdy", "websocket"])
 def test_port_forward_reaches_the_pods_web_server(sleeper: tuple[Runtime, str, str], transport: str) -> None:
     runtime, pod_id, _ = sleeper
     known_containerd_gap(runtime, transport)
     start(runtime, pod_id, NGINX, [])
     with subprocess.Popen([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint,
-                           "port-forward", "-x", transport, pod_id, ":80"],
+                           "port-forward", "-r", transport, pod_id, ":80"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLEAN_ENV) as forward:
         check_forwarding(forward)
 

@@ -1,22 +1,23 @@
-"""``crictl logs``: reading CRI and JSON-file logs, the selection flags, and a real container's log."""
+"""``crictl logs``: reading CRI and JSON-file logs, the selection flags, and real containers' logs on both runtimes."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from cri_api import pb
-from cri_api.client import ImageClient, RuntimeClient
 from crictl.commands.logs import LogOptions, Output, entries, parse_line, parse_since, render, selected
+from crictl.errors import CrictlError
+from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime
 
 CRI_LOG = b"""2026-11-23T10:00:00.123456789Z stdout F first
 2026-11-23T10:00:01.000000000Z stderr F oops
@@ -31,8 +32,7 @@ JSON_LOG = b'{"log":"one\\n","stream":"stdout","time":"2026-11-23T10:00:00.5Z"}\
 
 
 def options(**changes: object) -> LogOptions:
-    defaults: dict[str, object] = {"tail": -1, "since": None, "timestamps": False, "limit_bytes": -1, "stream": "",
-                                   "reverse": False}
+    defaults: dict[str, object] = {"tail": -1, "since": None, "timestamps": False, "limit_bytes": -1, "stream": ""}
     return LogOptions(**{**defaults, **changes})  # type: ignore[arg-type]
 
 
@@ -55,78 +55,152 @@ def test_json_file_lines_are_read_too() -> None:
     ({"tail": 2}, [b"hello\n", b"\n"]),
     ({"tail": 0}, []),
     ({"stream": "stderr"}, [b"oops\n"]),
-    ({"reverse": True, "tail": 2}, [b"\n", b"hello\n"]),
     ({"since": dt.datetime(2026, 11, 23, 10, 0, 1, tzinfo=dt.UTC)}, [b"oops\n", b"hello\n", b"\n"]),
-], ids=["tail", "tail-0", "stream", "reverse", "since"])
+    ({"tail": 3, "since": dt.datetime(2026, 11, 23, 10, 0, 2, 600000, tzinfo=dt.UTC)}, [b"\n"]),
+], ids=["tail", "tail-0", "stream", "since", "tail-then-since"])
 def test_selection_flags(changes: dict[str, object], expected: list[bytes]) -> None:
     assert texts(CRI_LOG, **changes) == expected
 
 
-def test_timestamps_and_byte_limit() -> None:
+def test_timestamps_and_a_byte_limit_over_both_streams() -> None:
     [first, *_] = entries(CRI_LOG.splitlines(keepends=True))
     assert render(first, timestamps=True) == b"2026-11-23T10:00:00.123456Z first\n"
-    sink = io.BytesIO()
-    output = Output(sink, limit=7)
-    for entry in entries(CRI_LOG.splitlines(keepends=True)):
-        output.write(entry.text)
-    assert sink.getvalue() == b"first\no" and output.full
+    sinks = {"stdout": io.BytesIO(), "stderr": io.BytesIO()}
+    output = Output(sinks, limit=8)
+    output.entries(entries(CRI_LOG.splitlines(keepends=True)), timestamps=False)
+    assert (sinks["stdout"].getvalue(), sinks["stderr"].getvalue()) == (b"first\n", b"oo")
+    assert output.full
 
 
-def test_since_takes_durations_and_times() -> None:
+def test_since_takes_durations_times_and_unix_seconds() -> None:
     assert parse_since("") is None
     assert parse_since("2026-11-23T10:00:00Z") == dt.datetime(2026, 11, 23, 10, tzinfo=dt.UTC)
+    assert parse_since("2026-11-23T10:00:00") == dt.datetime(2026, 11, 23, 10).astimezone()  # local, as upstream
+    assert parse_since("1700000000.5") == dt.datetime.fromtimestamp(1700000000.5, dt.UTC)
+    assert parse_since("0") == dt.datetime.fromtimestamp(0, dt.UTC)
     recent = parse_since("10s")
     assert recent is not None and dt.datetime.now(dt.UTC) - recent < dt.timedelta(seconds=11)
+    with pytest.raises(CrictlError, match="failed to parse value as time or duration"):
+        parse_since("yesterday")
 
 
-@pytest.fixture
-def container(reference_runtime_testbed: object, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A container that prints to both streams and then keeps running for a second."""
-    from critest.images.catalog import BUSYBOX
+@dataclass
+class Logged:
+    """A runtime and a pod whose containers log into a directory of the test's."""
 
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    endpoint: str = reference_runtime_testbed.endpoint  # type: ignore[attr-defined]
-    with ImageClient.connect(endpoint, timeout=60) as images:
-        images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
-    with RuntimeClient.connect(endpoint, timeout=60) as runtime:
-        name = uuid.uuid4().hex[:10]
-        pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="logs"),
-                                  log_directory=str(tmp_path))
-        pod_id = runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod)).pod_sandbox_id
-        try:
-            config = pb.ContainerConfig(
-                metadata=pb.ContainerMetadata(name="talker"), image=pb.ImageSpec(image=BUSYBOX), log_path="talker.log",
-                command=["sh", "-c", "echo one; echo two >&2; sleep 1; echo three"])
-            request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
-            container_id = runtime.create_container(request).container_id
-            runtime.start_container(pb.StartContainerRequest(container_id=container_id))
-            yield endpoint, container_id
-        finally:
-            runtime.stop_pod_sandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
-            runtime.remove_pod_sandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+    runtime: Runtime
+    pod_id: str
+    pod: pb.PodSandboxConfig
+    directory: Path
+
+    def start(self, command: list[str]) -> str:
+        """Start a busybox container running ``command``; its log is ``<directory>/<name>.log``."""
+        name = f"c-{uuid.uuid4().hex[:8]}"
+        config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
+                                    log_path=f"{name}.log", command=command)
+        request = pb.CreateContainerRequest(pod_sandbox_id=self.pod_id, config=config, sandbox_config=self.pod)
+        container_id: str = self.runtime.client.create_container(request, timeout=60).container_id
+        self.runtime.client.start_container(pb.StartContainerRequest(container_id=container_id), timeout=60)
+        return container_id
+
+    def crictl(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", self.runtime.endpoint, *args],
+                              capture_output=True, timeout=60, check=False, env=CLEAN_ENV)
 
 
-def crictl(endpoint: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", endpoint, *args],
-                          capture_output=True, timeout=60, check=False)
+@pytest.fixture(scope="module")
+def logged(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Logged:
+    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+    name = f"logs-{uuid.uuid4().hex[:8]}"
+    directory = tmp_path_factory.mktemp("logs")
+    pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="crictl-test"),
+                              log_directory=str(directory))
+    pod_id = runtime.client.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod), timeout=60).pod_sandbox_id
+    runtime.pods.append(pod_id)  # removed with the module's other pods
+    return Logged(runtime, pod_id, pod, directory)
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
 
 
 @pytest.mark.root
-def test_logs_of_a_real_container_follow_until_it_exits(container: tuple[str, str]) -> None:
-    endpoint, container_id = container
+def test_logs_follow_until_the_container_exits_each_stream_to_its_own(logged: Logged) -> None:
+    container_id = logged.start(["sh", "-c", "echo one; echo two >&2; sleep 1; echo three"])
     started = time.monotonic()
-    followed = crictl(endpoint, "logs", "-f", container_id[:12])
-    assert followed.returncode == 0, followed.stderr
-    assert followed.stdout == b"one\ntwo\nthree\n" and time.monotonic() - started >= 0.5
-    only_stderr = crictl(endpoint, "logs", "--stream", "stderr", container_id)
-    assert only_stderr.stdout == b"two\n"
-    tail = crictl(endpoint, "logs", "--tail", "1", "-t", container_id)
+    followed = logged.crictl("logs", "-f", container_id[:12])
+    assert (followed.returncode, followed.stdout, followed.stderr) == (0, b"one\nthree\n", b"two\n")
+    assert time.monotonic() - started >= 0.5
+    only_stderr = logged.crictl("logs", "-s", "stderr", container_id)
+    assert (only_stderr.stdout, only_stderr.stderr) == (b"", b"two\n")
+    tail = logged.crictl("logs", "--tail", "1", "-t", container_id)
     assert tail.stdout.endswith(b"Z three\n")
 
 
 @pytest.mark.root
-def test_logs_of_an_unknown_container_is_one_line(reference_runtime_testbed: object) -> None:
-    result = crictl(reference_runtime_testbed.endpoint, "logs", "no-such-container")  # type: ignore[attr-defined]
-    assert result.returncode == 1
-    assert result.stderr.decode().count("\n") == 1 and b"NOT_FOUND" in result.stderr
+def test_logs_flag_errors_are_upstreams(logged: Logged) -> None:
+    both = logged.crictl("logs", "--tail", "1", "--stream", "stdout", "any")
+    assert (both.returncode, both.stderr) == (1, b"crictl: --tail and --stream are mutually exclusive\n")
+    bad = logged.crictl("logs", "-s", "stdin", "any")
+    assert (bad.returncode, bad.stderr) == (1, b'crictl: invalid stream "stdin", must be "stdout" or "stderr"\n')
+    empty = logged.crictl("logs")
+    assert (empty.returncode, empty.stderr) == (1, b"crictl: ID cannot be empty\n")
+
+
+def ticks(text: bytes) -> list[int]:
+    return [int(line.removeprefix(b"tick")) for line in text.split()]
+
+
+def ticks_in_file(path: Path) -> list[int]:
+    """The ticks a CRI log file holds, read as crictl reads it."""
+    return ticks(b"".join(entry.text for entry in entries(path.read_bytes().splitlines(keepends=True))))
+
+
+@pytest.mark.root
+def test_logs_reopen_after_the_log_was_rotated(logged: Logged) -> None:
+    container_id = logged.start(["sh", "-c", "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done"])
+    status = logged.runtime.client.container_status(pb.ContainerStatusRequest(container_id=container_id)).status
+    path = Path(status.log_path)
+    wait_for(lambda: len(ticks(logged.crictl("logs", container_id).stdout)) >= 2, "no ticks logged")
+    rotated = path.with_name(path.name + ".1")
+    path.rename(rotated)  # as the kubelet rotates: rename, then ReopenContainerLog
+    gone = logged.crictl("logs", container_id)
+    assert gone.returncode == 1 and b"failed to open log file" in gone.stderr
+    reopened = logged.crictl("logs", "-r", container_id)
+    assert (reopened.returncode, reopened.stderr) == (0, b"INFO Container logs reopened\n")
+    wait_for(lambda: len(ticks(logged.crictl("logs", "-r", container_id).stdout)) >= 2, "nothing in the new file")
+    before, after = ticks_in_file(rotated), ticks(logged.crictl("logs", container_id).stdout)
+    assert before and after and min(after) > max(before)
+    assert set(ticks(reopened.stdout)) <= set(after)
+    assert after == list(range(min(after), max(after) + 1))  # a reopen with nothing rotated loses no line
+    logged.runtime.client.stop_container(pb.StopContainerRequest(container_id=container_id, timeout=0))
+    stopped = logged.crictl("logs", "-r", container_id)
+    assert stopped.returncode == 1 and stopped.stderr.startswith(b"crictl: reopen container logs: ")
+
+
+@pytest.mark.root
+def test_logs_follow_goes_on_in_the_new_file_after_a_rotation(logged: Logged) -> None:
+    container_id = logged.start(["sh", "-c", "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.1; done"])
+    status = logged.runtime.client.container_status(pb.ContainerStatusRequest(container_id=container_id)).status
+    path = Path(status.log_path)
+    command = [sys.executable, "-m", "crictl", "--runtime-endpoint", logged.runtime.endpoint,
+               "logs", "-f", container_id]
+    # Unbuffered: communicate() below must see every byte after the first line, not a buffer's leftovers.
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CLEAN_ENV, bufsize=0) as follow:
+        try:
+            first = follow.stdout.readline() if follow.stdout else b""  # following the first file now
+            rotated = path.with_name(path.name + ".1")
+            path.rename(rotated)
+            logged.runtime.client.reopen_container_log(pb.ReopenContainerLogRequest(container_id=container_id))
+            wait_for(lambda: len(ticks_in_file(path)) >= 3, "nothing in the new log file")
+            logged.runtime.client.stop_container(pb.StopContainerRequest(container_id=container_id, timeout=0))
+            rest, errors = follow.communicate(timeout=30)
+        finally:
+            follow.kill()
+    assert (follow.returncode, errors) == (0, b"")
+    followed = ticks(first + rest)
+    assert followed == ticks_in_file(rotated) + ticks_in_file(path)
+    assert followed == list(range(followed[0], followed[-1] + 1))

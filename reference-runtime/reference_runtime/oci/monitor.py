@@ -259,12 +259,16 @@ class Monitor:
         """Ask conmon to reopen the log file (after the kubelet rotated it) and wait until the new file exists.
 
         If the log's directory is gone the request is refused: conmon would fail to create the file and exit,
-        leaving the container without a monitor. Then no new file is created.
+        leaving the container without a monitor. Then no new file is created. If conmon still writes to the
+        file at the log path (nothing was rotated), it is left alone: conmon would start the file afresh and
+        lose its lines, where containerd goes on appending.
         """
         if not paths.log_path.parent.is_dir():
             raise errors.FailedPrecondition(
                 f"cannot reopen the log of container {container_id}: {paths.log_path.parent} does not exist")
         before = _inode(paths.log_path)
+        if before is not None and before in _open_files(self.conmon_pid(paths)):
+            return
         self._control(container_id, paths, CTL_REOPEN_LOGS, 0, 0)
         deadline = time.monotonic() + REOPEN_TIMEOUT
         while time.monotonic() < deadline:
@@ -315,10 +319,21 @@ def _read_pid(path: Path) -> int:
         return 0
 
 
+def _open_files(pid: int | None) -> set[tuple[int, int]]:
+    """(device, inode) of each file process ``pid`` has open; empty if it is gone."""
+    if pid is None:
+        return set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return set()
+    return {inode for fd in fds if (inode := _inode(Path(f"/proc/{pid}/fd/{fd}"))) is not None}
+
+
 def _inode(path: Path) -> tuple[int, int] | None:
     try:
         stat = path.stat()
-    except FileNotFoundError:
+    except OSError:  # gone (or, for a /proc fd link, closed meanwhile)
         return None
     return stat.st_dev, stat.st_ino
 

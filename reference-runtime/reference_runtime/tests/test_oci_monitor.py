@@ -270,6 +270,19 @@ def test_reopen_log_moves_output_to_a_new_file(containers: Containers) -> None:
 
 
 @pytest.mark.root
+def test_reopen_without_rotation_keeps_the_lines(containers: Containers) -> None:
+    ctr = containers.run(TICKER)
+    log = ctr.paths.log_path
+    assert eventually(lambda: log.exists() and log.stat().st_size > 0)
+    inode = log.stat().st_ino
+    containers.monitor.reopen_log(ctr.id, ctr.paths)
+    time.sleep(0.2)
+    ticks = [int(line.split()[1]) for line in stream_lines(log_entries(log), "stdout")]
+    assert log.stat().st_ino == inode
+    assert ticks == list(range(1, len(ticks) + 1))  # from the first tick on: nothing was thrown away
+
+
+@pytest.mark.root
 def test_failed_reopen_creates_no_file_and_keeps_the_monitor(containers: Containers) -> None:
     ctr = containers.run(TICKER)
     log_dir = ctr.paths.log_path.parent
