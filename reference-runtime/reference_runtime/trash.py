@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from reference_runtime.container.rootfs import unmount
+from reference_runtime.procfs import mountinfo
 
 log = logging.getLogger("reference_runtime.trash")
 
@@ -56,10 +57,5 @@ def _delete(path: Path, mounts: tuple[str, ...]) -> None:
 
 
 def _mounts_under(path: Path) -> bool:
-    prefix = os.fsencode(path)
-    with open("/proc/self/mountinfo", "rb") as mountinfo:
-        for line in mountinfo:
-            mount_point = line.split(b" ", 5)[4]
-            if mount_point == prefix or mount_point.startswith(prefix + b"/"):
-                return True
-    return False
+    prefix = str(path)
+    return any(mount.mount_point == prefix or mount.mount_point.startswith(prefix + "/") for mount in mountinfo())

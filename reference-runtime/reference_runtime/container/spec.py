@@ -44,31 +44,32 @@ Containers
       or the host's); PID per the container's mode (POD: pause's, CONTAINER: new, TARGET: the target's, NODE: the
       host's); a cgroup namespace on cgroup v2 unless privileged. No hostname: the joined UTS namespace has it.
     * Pod sysctls are not repeated: they live in the pod's namespaces.
-    * Refused rather than ignored: CDI devices, image volume mounts, idmapped mounts, ambient capabilities, user
-      namespaces. SELinux options and ``selinux_relabel`` are ignored (no SELinux on the hosts this targets).
+    * Image volume mounts (``Mount.image``) arrive here as read-only binds of the image, which CreateContainer
+      mounted (``server/container_image_volumes.py``); one still naming an image is refused.
+    * Refused rather than ignored: CDI devices, idmapped mounts, ambient capabilities, user namespaces. SELinux
+      options and ``selinux_relabel`` are ignored (no SELinux on the hosts this targets).
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import posixpath
 import re
 import signal
 import socket
 import stat
-import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cri_api import pb
-from reference_runtime import errors
+from reference_runtime import errors, procfs
 from reference_runtime.config import RuntimeHandler
 from reference_runtime.container import seccomp
 from reference_runtime.container.user import ResolvedUser, parse_id, resolve_user
+from reference_runtime.oci.runtime import OciRuntime
+from reference_runtime.stats.cgroups import cgroup_version
 
 OCI_VERSION = "1.0.2-dev"
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -164,11 +165,10 @@ class ContainerSpecInputs:
     hosts_path: Path
     resolv_path: Path
     shm_path: Path | None  # the pod's /dev/shm (None with host IPC: the host's is bound)
-    termination_log_path: Path | None = None  # unused: kubelet sends the termination log as a plain mount
     image_volumes: dict[str, Path] = field(default_factory=dict)  # image Volumes no CRI mount covers
-    host_pid_namespace_pid: None = None
     pod_namespaces: dict[str, str] = field(default_factory=dict)  # kind ("ipc", "uts") -> pinned path, no pause
     handler: RuntimeHandler = RUNC  # the pod's runtime handler
+    runtime: OciRuntime | None = None  # the handler's runtime, asked which mount options it takes
 
 
 # --------------------------------------------------------------------------- host facts
@@ -203,7 +203,7 @@ def clamp_oom_score_adj(requested: int) -> int:
 
 def cgroup_v2() -> bool:
     """Whether /sys/fs/cgroup is the unified (v2) hierarchy."""
-    return Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    return cgroup_version() == 2
 
 
 def _swap_controller() -> bool:
@@ -230,24 +230,20 @@ def _kernel_at_least(major: int, minor: int) -> bool:
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= (major, minor)
 
 
-@functools.lru_cache(maxsize=4)
-def _runc_mount_options(runc: str) -> frozenset[str]:
-    try:
-        result = subprocess.run([runc, "features"], capture_output=True, text=True, timeout=30, check=False)
-        return frozenset(json.loads(result.stdout).get("mountOptions") or ())
-    except (OSError, subprocess.SubprocessError, ValueError, AttributeError):
-        return frozenset()
+def _mount_options(runtime: OciRuntime | None) -> frozenset[str]:
+    options = runtime.features().get("mountOptions") if runtime is not None else None
+    return frozenset(options) if isinstance(options, list) else frozenset()
 
 
-def runtime_features(runc: str = "runc", *, rro: bool = False) -> dict[str, bool]:
-    """What this implementation supports with the OCI runtime ``runc``, for the Status RPC's handler features.
+def runtime_features(runtime: OciRuntime | None = None, *, rro: bool = False) -> dict[str, bool]:
+    """What this implementation supports with the OCI runtime ``runtime``, for the Status RPC's handler features.
 
     Recursive read-only mounts need the runtime to take ``rro``, which it says in ``<runtime> features`` (runc 1.1
     does; crun 1.8 and runsc have no such command: ``rro`` tells instead), and the kernel mount_setattr(2) (5.12);
     this runtime has no user namespace support.
     """
     return {
-        "recursive_read_only_mounts": (rro or "rro" in _runc_mount_options(runc)) and _kernel_at_least(5, 12),
+        "recursive_read_only_mounts": (rro or "rro" in _mount_options(runtime)) and _kernel_at_least(5, 12),
         "user_namespaces": False,
         "supplemental_groups_policy": True,
     }
@@ -617,26 +613,16 @@ def _clean(path: str) -> str:
     return posixpath.normpath(path)
 
 
-def _unescape_mountinfo(field_text: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field_text)
-
-
 def _covers(mountpoint: str, path: str) -> bool:
     return mountpoint == "/" or path == mountpoint or path.startswith(mountpoint + "/")
 
 
 def mount_propagation(path: str, mountinfo: str | None = None) -> set[str]:
     """The propagation tags (``shared``, ``master``) of the mount holding ``path``, from ``/proc/self/mountinfo``."""
-    text = mountinfo if mountinfo is not None else Path("/proc/self/mountinfo").read_text()
     best: tuple[str, set[str]] = ("", set())
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 7 or "-" not in fields:
-            continue
-        mountpoint = _unescape_mountinfo(fields[4])
-        if _covers(mountpoint, path) and len(mountpoint) >= len(best[0]):
-            optional = fields[6:fields.index("-")]
-            best = (mountpoint, {tag.partition(":")[0] for tag in optional})
+    for mount in procfs.mountinfo(mountinfo):
+        if _covers(mount.mount_point, path) and len(mount.mount_point) >= len(best[0]):
+            best = (mount.mount_point, {tag.partition(":")[0] for tag in mount.tags})
     return best[1]
 
 
@@ -656,13 +642,13 @@ def _propagation_option(mount: pb.Mount, source: str) -> str:
     raise AssertionError(f"unchecked mount propagation {mode}")  # _check_cri_mount refused it
 
 
-def _readonly_option(mount: pb.Mount, handler: RuntimeHandler) -> str:
+def _readonly_option(mount: pb.Mount, handler: RuntimeHandler, runtime: OciRuntime | None) -> str:
     if mount.recursive_read_only:
         if not mount.readonly:
             raise errors.InvalidArgument(f"recursive read-only mount of {mount.host_path} must also be read-only")
         if mount.propagation != pb.MountPropagation.PROPAGATION_PRIVATE:
             raise errors.InvalidArgument(f"recursive read-only mount of {mount.host_path} needs private propagation")
-        if not runtime_features(handler.binary, rro=handler.recursive_read_only_mounts)["recursive_read_only_mounts"]:
+        if not runtime_features(runtime, rro=handler.recursive_read_only_mounts)["recursive_read_only_mounts"]:
             raise errors.InvalidArgument(f"recursive read-only mounts are not supported by {handler.binary} here")
         return "rro"
     return "ro" if mount.readonly else "rw"
@@ -693,11 +679,12 @@ def _host_source(host_path: str) -> str:
     return os.path.realpath(host_path)
 
 
-def cri_bind_mounts(mounts: Sequence[pb.Mount], handler: RuntimeHandler = RUNC) -> list[BindMount]:
+def cri_bind_mounts(mounts: Sequence[pb.Mount], handler: RuntimeHandler = RUNC,
+                    runtime: OciRuntime | None = None) -> list[BindMount]:
     """The CRI mounts as binds; all are checked before any missing host path is created."""
     for mount in mounts:
         _check_cri_mount(mount)
-    modes = [_readonly_option(mount, handler) for mount in mounts]
+    modes = [_readonly_option(mount, handler, runtime) for mount in mounts]
     binds = []
     for mount, mode in zip(mounts, modes, strict=True):
         source = _host_source(mount.host_path)
@@ -732,7 +719,7 @@ def _without_overridden(defaults: list[dict[str, Any]], destinations: set[str]) 
 def container_mounts(inputs: ContainerSpecInputs, privileged: bool, readonly_rootfs: bool,
                      host_ipc: bool) -> tuple[list[dict[str, Any]], str | None]:
     """The container's mounts and the rootfs propagation the CRI mounts need (None: runc's default)."""
-    cri = cri_bind_mounts(inputs.config.mounts, inputs.handler)
+    cri = cri_bind_mounts(inputs.config.mounts, inputs.handler, inputs.runtime)
     cri_destinations = {_clean(mount.destination) for mount in cri}
     extra = [m for m in _pod_file_mounts(inputs, readonly_rootfs, host_ipc)
              if _clean(m.destination) not in cri_destinations]

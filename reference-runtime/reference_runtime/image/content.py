@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reference_runtime import errors
-from reference_runtime.image.locks import KeyedLocks
+from reference_runtime.locks import KeyedLocks
 
 SUPPORTED_ALGORITHMS = ("sha256", "sha512")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from reference_runtime import errors
 from reference_runtime.image.content import split_digest
-from reference_runtime.image.locks import KeyedLocks
+from reference_runtime.locks import KeyedLocks
 
 TEMPORARY_PREFIX = ".tmp-"
 

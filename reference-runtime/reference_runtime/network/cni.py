@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_runtime import errors
-from reference_runtime.image.locks import KeyedLocks
+from reference_runtime.locks import KeyedLocks
 from reference_runtime.network.netns import netns_exists
 
 log = logging.getLogger("reference_runtime.network")

@@ -25,11 +25,11 @@ import ctypes
 import errno
 import fcntl
 import os
-import re
 import threading
 from pathlib import Path
 
 from reference_runtime import errors
+from reference_runtime.procfs import mountinfo
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000
@@ -140,14 +140,7 @@ def _mount_or_raise(source: bytes | None, target: bytes, flags: int, what: str) 
 
 def _is_mount_point(directory: Path) -> bool:
     """Whether a mount sits on ``directory``; ``os.path.ismount`` cannot see a bind mount within one file system."""
-    wanted = os.fsencode(directory)
-    with open("/proc/self/mountinfo", "rb") as mountinfo:
-        return any(_unescape(line.split(b" ", 5)[4]) == wanted for line in mountinfo)
-
-
-def _unescape(field: bytes) -> bytes:
-    """Undo mountinfo's octal escapes (space, tab, newline and backslash appear as \\040 and so on)."""
-    return re.sub(rb"\\([0-7]{3})", lambda match: bytes([int(match[1], 8)]), field)
+    return any(mount.mount_point == str(directory) for mount in mountinfo())
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -41,6 +41,7 @@ from pathlib import Path
 from reference_runtime import errors
 from reference_runtime.oci.reaper import Reaper
 from reference_runtime.oci.runtime import OciRuntime, runtime_message
+from reference_runtime.procfs import read_pid
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
@@ -127,7 +128,7 @@ class Monitor:
             raise errors.InvalidArgument(f"attach socket path {attach} is longer than {MAX_SOCKET_PATH} bytes")
         for directory in (paths.exit_dir, paths.socket_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        self._remove_files(container_id, paths)
+        cleanup(container_id, paths)
 
     def _argv(self, container_id: str, paths: MonitorPaths, terminal: bool, stdin: bool, stdin_once: bool,
               log_size_max: int) -> list[str]:
@@ -177,7 +178,7 @@ class Monitor:
     def _adopt_conmon(self, paths: MonitorPaths) -> tuple[int, int | None]:
         """Read the monitor's pid, take a pidfd on it (signals then cannot hit a recycled pid) and register it
         with the reaper: as subreaper we are its parent now, and its exit status is ours to collect."""
-        pid = _read_pid(paths.conmon_pid_file)
+        pid = read_pid(paths.conmon_pid_file)
         if pid <= 0:
             raise errors.Internal(f"conmon did not write its pid to {paths.conmon_pid_file}")
         try:
@@ -213,7 +214,7 @@ class Monitor:
             self.reaper.wait(conmon_pid, ABORT_WAIT)
         with contextlib.suppress(errors.Error):
             self.runtime.delete(container_id, force=True)
-        self._remove_files(container_id, paths)
+        cleanup(container_id, paths)
         with contextlib.suppress(OSError):
             # Only an empty regular file conmon just made; never a device such as /dev/null.
             info = paths.log_path.lstat()
@@ -222,33 +223,8 @@ class Monitor:
 
     # -- after create ----------------------------------------------------------------------------------------
 
-    def exit_status(self, container_id: str, paths: MonitorPaths) -> ExitStatus | None:
-        """The container's exit code and finish time, once conmon has written the exit file."""
-        path = paths.exit_dir / container_id
-        try:
-            finished_at = path.stat().st_mtime_ns
-            text = path.read_text().strip()
-        except FileNotFoundError:
-            return None
-        try:
-            return ExitStatus(exit_code=int(text), finished_at=finished_at)
-        except ValueError:
-            raise errors.Internal(f"exit file {path} holds {text!r}") from None
-
-    def wait_exit(self, container_id: str, paths: MonitorPaths, timeout: float) -> ExitStatus | None:
-        """Poll for the exit file, from every 5 ms up to every 100 ms; None if it is not there by ``timeout``."""
-        deadline = time.monotonic() + timeout
-        interval = 0.005
-        while True:
-            status = self.exit_status(container_id, paths)
-            remaining = deadline - time.monotonic()
-            if status is not None or remaining <= 0:
-                return status
-            time.sleep(min(interval, remaining))
-            interval = min(interval * 2, 0.1)
-
     def conmon_pid(self, paths: MonitorPaths) -> int | None:
-        pid = _read_pid(paths.conmon_pid_file)
+        pid = read_pid(paths.conmon_pid_file)
         return pid if pid > 0 else None
 
     def attach_socket(self, container_id: str, paths: MonitorPaths) -> Path:
@@ -282,11 +258,6 @@ class Monitor:
         """Resize the container's terminal (conmon takes height first)."""
         self._control(container_id, paths, CTL_RESIZE, height, width)
 
-    def cleanup(self, container_id: str, paths: MonitorPaths, bundle_too: bool = True) -> None:
-        """Remove what conmon and this module leave once the container is gone (not the log file: it is the
-        kubelet's). ``bundle_too=False`` leaves the files inside the bundle, for a caller deleting it whole."""
-        self._remove_files(container_id, paths, bundle_too)
-
     def _control(self, container_id: str, paths: MonitorPaths, kind: int, height: int, width: int) -> None:
         """Write one message to conmon's control fifo; non-blocking, so a dead conmon is an error, not a hang."""
         ctl = paths.bundle / "ctl"
@@ -303,20 +274,45 @@ class Monitor:
         finally:
             os.close(fd)
 
-    def _remove_files(self, container_id: str, paths: MonitorPaths, bundle_too: bool = True) -> None:
-        in_bundle = (paths.pid_file, paths.conmon_pid_file, paths.bundle / "ctl", paths.bundle / "winsz",
-                     paths.bundle / "attach")
-        outside = (paths.exit_dir / container_id, paths.socket_dir / container_id)
-        for path in (*outside, *(in_bundle if bundle_too else ())):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+# -- what needs no monitor: the files conmon leaves ----------------------------------------------------------
 
 
-def _read_pid(path: Path) -> int:
+def exit_status(container_id: str, paths: MonitorPaths) -> ExitStatus | None:
+    """The container's exit code and finish time, once conmon has written the exit file."""
+    path = paths.exit_dir / container_id
     try:
-        return int(path.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
+        finished_at = path.stat().st_mtime_ns
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    try:
+        return ExitStatus(exit_code=int(text), finished_at=finished_at)
+    except ValueError:
+        raise errors.Internal(f"exit file {path} holds {text!r}") from None
+
+
+def wait_exit(container_id: str, paths: MonitorPaths, timeout: float) -> ExitStatus | None:
+    """Poll for the exit file, from every 5 ms up to every 100 ms; None if it is not there by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    interval = 0.005
+    while True:
+        status = exit_status(container_id, paths)
+        remaining = deadline - time.monotonic()
+        if status is not None or remaining <= 0:
+            return status
+        time.sleep(min(interval, remaining))
+        interval = min(interval * 2, 0.1)
+
+
+def cleanup(container_id: str, paths: MonitorPaths, bundle_too: bool = True) -> None:
+    """Remove what conmon and this module leave once the container is gone (not the log file: it is the
+    kubelet's). ``bundle_too=False`` leaves the files inside the bundle, for a caller deleting it whole."""
+    in_bundle = (paths.pid_file, paths.conmon_pid_file, paths.bundle / "ctl", paths.bundle / "winsz",
+                 paths.bundle / "attach")
+    outside = (paths.exit_dir / container_id, paths.socket_dir / container_id)
+    for path in (*outside, *(in_bundle if bundle_too else ())):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _open_files(pid: int | None) -> set[tuple[int, int]]:

@@ -44,6 +44,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from reference_runtime.procfs import stat_fields
+
 log = logging.getLogger(__name__)
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -114,16 +116,15 @@ def _pid_ns_depth(pid: int | str) -> int:
 
 
 def child_info(pid: int) -> ChildInfo | None:
-    """Parse /proc/<pid>/stat; None if the process is gone."""
+    """From /proc/<pid>/stat and status; None if the process is gone."""
+    stat = stat_fields(pid)
+    if stat is None:
+        return None
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            text = stat.read()
         depth = _pid_ns_depth(pid)
     except OSError:
         return None
-    # comm may contain spaces and parentheses: it runs from the first "(" to the last ")".
-    comm = text[text.index("(") + 1:text.rindex(")")]
-    fields = text[text.rindex(")") + 2:].split()
+    comm, fields = stat
     return ChildInfo(pid=pid, comm=comm, state=fields[0], session=int(fields[3]), pid_ns_depth=depth)
 
 

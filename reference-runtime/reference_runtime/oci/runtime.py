@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from reference_runtime import errors
+from reference_runtime import errors, procfs
 
 # CRI: ExecSync output beyond this, per stream, is dropped (kubelet probes cap theirs the same way).
 EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024
@@ -145,12 +145,13 @@ class OciRuntime:
             raise errors.Internal(f"{self.handler} state {container_id}: unreadable output: {exc}") from None
 
     def features(self) -> dict[str, Any]:
-        """``<runtime> features`` (runc >= 1.1), or {} if the binary has no such command. Asked once."""
+        """``<runtime> features`` (runc >= 1.1), or {} if the binary has no such command or cannot run. Asked
+        once."""
         if self._features is None:
-            result = self._run(["features"])
             try:
+                result = self._run(["features"])
                 parsed = json.loads(result.stdout) if result.returncode == 0 else {}
-            except ValueError:
+            except (errors.Error, ValueError):
                 parsed = {}
             self._features = parsed if isinstance(parsed, dict) else {}
         return self._features
@@ -193,12 +194,11 @@ class OciRuntime:
     # -- exec ------------------------------------------------------------------------------------------------
 
     def exec_sync(self, container_id: str, process: dict[str, Any], timeout: float | None, *,
-                  check_running: bool = True, still_wanted: Callable[[], bool] = lambda: True) -> ExecResult:
-        """Run ``process`` (an OCI process object) in the running container and collect its output.
+                  still_wanted: Callable[[], bool] = lambda: True) -> ExecResult:
+        """Run ``process`` (an OCI process object) in the container and collect its output.
 
-        The container must be running: runc itself refuses only a stopped one, and would exec into a created
-        container, or into a paused one once it is resumed. So the state is asked first, unless the caller knows
-        it (``check_running=False`` saves a ``runc state``, a quarter of the call's time).
+        The caller checks that the container is running: runc itself refuses only a stopped one, and would exec
+        into a created container, or into a paused one once it is resumed.
 
         stdout and stderr are capped at EXEC_OUTPUT_LIMIT each; the rest is read and dropped so the process never
         blocks on a full pipe. Like ``runc exec`` itself, this returns once the process has exited and its output
@@ -207,23 +207,23 @@ class OciRuntime:
         (children of the exec'd process stay in the container, as with every runtime). Once ``still_wanted()``
         turns false (checked every CANCEL_POLL_SECONDS) the same happens and Cancelled is raised.
         """
-        if check_running:
-            self._require_running(container_id)
         with tempfile.TemporaryDirectory(prefix="oci-exec-") as work:
             spec, log_file, pid_file = Path(work, "process.json"), Path(work, "runtime.log"), Path(work, "pid")
             spec.write_text(json.dumps({**process, "terminal": False}))
-            args = [*self.command(f"--root={self.root}", "--log-format=json", f"--log={log_file}", *self.extra_args),
-                    "exec", "--process", str(spec), "--pid-file", str(pid_file)]
-            if self.sandboxed_processes:
-                args += ["--internal-pid-file", str(Path(work, "internal-pid"))]
-            return self._exec(container_id, [*args, container_id], log_file, pid_file, timeout, still_wanted)
+            args = self.exec_argv(container_id, spec, pid_file, log_file=log_file)
+            return self._exec(container_id, args, log_file, pid_file, timeout, still_wanted)
 
-    def _require_running(self, container_id: str) -> None:
-        state = self.state(container_id)
-        if state is None:
-            raise errors.NotFound(f"container {container_id} does not exist")
-        if state.status != "running":
-            raise errors.FailedPrecondition(f"container {container_id} is {state.status}, not running")
+    def exec_argv(self, container_id: str, process_file: Path, pid_file: Path, *,
+                  log_file: Path | None = None) -> list[str]:
+        """The command line of ``exec`` of the process in ``process_file``: the exec'd process's host pid goes to
+        ``pid_file`` and, in a sandbox (runsc), its pid inside next to it (see ``kill_exec``). Without a
+        ``log_file`` the runtime's own errors go to its stderr."""
+        global_args = self.global_args() if log_file is None else [
+            f"--root={self.root}", "--log-format=json", f"--log={log_file}", *self.extra_args]
+        args = [*self.command(*global_args), "exec", "--process", str(process_file), "--pid-file", str(pid_file)]
+        if self.sandboxed_processes:
+            args += ["--internal-pid-file", str(internal_pid_file(pid_file))]
+        return [*args, container_id]
 
     def _exec(self, container_id: str, args: list[str], log_file: Path, pid_file: Path,
               timeout: float | None, still_wanted: Callable[[], bool]) -> ExecResult:
@@ -241,12 +241,12 @@ class OciRuntime:
         try:
             stdout, stderr, ending = _collect(proc, stdout_r, stderr_r, deadline, still_wanted)
             if ending != EXITED:
-                self._kill_exec(container_id, proc, pid_file)
+                self.kill_exec(container_id, proc, pid_file)
         finally:
             for fd in (stdout_r, stderr_r):
                 os.close(fd)
             if proc.poll() is None:
-                self._kill_exec(container_id, proc, pid_file)
+                self.kill_exec(container_id, proc, pid_file)
         if ending == TIMED_OUT:
             raise errors.DeadlineExceeded(f"exec in container {container_id} timed out after {timeout:g}s")
         if ending == CANCELLED:
@@ -257,14 +257,31 @@ class OciRuntime:
             raise classify(message, f"{self.handler} exec {container_id}", container_id)
         return ExecResult(exit_code=proc.returncode, stdout=stdout, stderr=stderr)
 
-    def _kill_exec(self, container_id: str, proc: subprocess.Popen[bytes], pid_file: Path) -> None:
-        """Kill the exec'd process, then the runtime's exec. In a sandbox (runsc) the process is killed through
-        the runtime by its pid inside: killing ``runsc exec`` would leave it running."""
-        internal_pid = _read_pid(pid_file.with_name("internal-pid")) if self.sandboxed_processes else 0
+    def kill_exec(self, container_id: str, proc: subprocess.Popen[bytes], pid_file: Path, *,
+                  descendants: bool = False) -> None:
+        """Kill the exec'd process (with ``descendants``, everything it started too), then the runtime's exec
+        ``proc`` started with ``exec_argv(..., pid_file)``.
+
+        In a sandbox (runsc) the process is killed through the runtime by its pid inside: killing ``runsc exec``
+        would leave it running. Otherwise it is killed first and by its host pid: ``runc exec`` does not forward
+        SIGKILL, and a process whose ``runc exec`` died would live on in the container. That pid is only signalled
+        while it is still a child of our ``runc exec`` (which has not been reaped yet), so a recycled pid is never
+        hit.
+        """
+        internal_pid = procfs.read_pid(internal_pid_file(pid_file)) if self.sandboxed_processes else 0
         if internal_pid > 0:
             with contextlib.suppress(errors.Error):
                 self._run(["kill", "--pid", str(internal_pid), container_id, str(int(signal.SIGKILL))])
-        _kill_exec(proc, pid_file)
+        exec_pid = procfs.read_pid(pid_file)
+        if exec_pid and procfs.parent_of(exec_pid) == proc.pid:
+            for victim in [*procfs.descendants(exec_pid), exec_pid] if descendants else [exec_pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(victim, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(EXEC_KILL_GRACE)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
     # -- plumbing --------------------------------------------------------------------------------------------
 
@@ -405,35 +422,6 @@ def _pidfd(pid: int) -> Any:
         os.close(fd)
 
 
-def _kill_exec(proc: subprocess.Popen[bytes], pid_file: Path) -> None:
-    """Kill the exec'd process (its host pid is in ``pid_file``, if runc got that far), then ``runc exec``.
-
-    The exec'd process is killed first and by pid: ``runc exec`` does not forward SIGKILL, and a process whose
-    ``runc exec`` died would live on in the container. The pid is only signalled while it is still a child of
-    our ``runc exec`` (which has not been reaped yet), so a recycled pid is never hit.
-    """
-    exec_pid = _read_pid(pid_file)
-    if exec_pid and _parent_of(exec_pid) == proc.pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(exec_pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(EXEC_KILL_GRACE)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-def _read_pid(path: Path) -> int:
-    try:
-        return int(path.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
-def _parent_of(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            text = stat.read()
-    except OSError:
-        return 0
-    return int(text[text.rindex(")") + 2:].split()[1])
+def internal_pid_file(pid_file: Path) -> Path:
+    """Where ``exec`` in a sandbox writes the exec'd process's pid inside it: next to ``pid_file``."""
+    return pid_file.with_name(pid_file.name + ".internal")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import http.server
 
 from cri_api import pb
-from reference_runtime.server.container_exec import check_streams, require_running
-from reference_runtime.server.container_helpers import handler_of, monitor_paths
+from reference_runtime.server.container_exec import check_streams
+from reference_runtime.server.container_helpers import handler_of, monitor_paths, require_running
 from reference_runtime.server.service import CriService
 from reference_runtime.streaming import spdy_server, websocket
 from reference_runtime.streaming.attach import AttachSocket

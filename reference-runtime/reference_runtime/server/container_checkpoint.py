@@ -13,17 +13,14 @@ from pathlib import Path
 
 from cri_api import pb
 from reference_runtime import errors
-from reference_runtime.server.container_helpers import handler_of, refresh
+from reference_runtime.server.container_helpers import handler_of, require_running
 from reference_runtime.server.service import CriService
-from reference_runtime.store.container import RUNNING
 
 CRIU_CHECK_TIMEOUT_SECONDS = 30
 
 
 def checkpoint_container(svc: CriService, request: pb.CheckpointContainerRequest) -> pb.CheckpointContainerResponse:
-    record = refresh(svc, svc.containers.get(request.container_id))
-    if record.state != RUNNING:
-        raise errors.FailedPrecondition(f"container {record.id} is not running ({record.state})")
+    record = require_running(svc, request.container_id)
     if not request.location:
         raise errors.InvalidArgument("CheckpointContainer: location must be set")
     check_criu()

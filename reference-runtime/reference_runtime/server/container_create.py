@@ -82,9 +82,8 @@ def spec_inputs(svc: CriService, sandbox: SandboxRecord, request: pb.CreateConta
         image_config=image_config, rootfs=root, sandbox_pid=sandbox.pid, target_pid=target_pid(svc, config),
         netns_path=sandbox.netns_path, cgroup_parent=sandbox.cgroup_parent, hostname_path=files.hostname,
         hosts_path=files.hosts, resolv_path=files.resolv_conf, shm_path=shm if rootfs.is_mountpoint(shm) else None,
-        termination_log_path=None, image_volumes={},
-        pod_namespaces=pod_namespaces(svc, sandbox),
-        handler=svc.handler_settings(sandbox.runtime_handler),
+        pod_namespaces=pod_namespaces(svc, sandbox), handler=svc.handler_settings(sandbox.runtime_handler),
+        runtime=svc.runtime(sandbox.runtime_handler)[0],
     )
 
 

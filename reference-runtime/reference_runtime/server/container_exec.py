@@ -6,9 +6,8 @@ import http.server
 
 from cri_api import pb
 from reference_runtime import errors
-from reference_runtime.server.container_helpers import handler_of, refresh, runtime_spec
+from reference_runtime.server.container_helpers import handler_of, require_running, runtime_spec
 from reference_runtime.server.service import CriService
-from reference_runtime.store.container import RUNNING
 from reference_runtime.streaming import spdy_server, websocket
 from reference_runtime.streaming.remotecommand import ExecProcess
 from reference_runtime.streaming.tokens import PendingRequest
@@ -30,12 +29,6 @@ def check_streams(stdin: bool, stdout: bool, stderr: bool, tty: bool) -> None:
         raise errors.InvalidArgument("tty and stderr cannot both be set")
 
 
-def require_running(svc: CriService, container_id: str) -> None:
-    record = refresh(svc, svc.containers.get(container_id))
-    if record.state != RUNNING:
-        raise errors.FailedPrecondition(f"container {record.id} is not running ({record.state})")
-
-
 def serve_exec_stream(svc: CriService, request: http.server.BaseHTTPRequestHandler, pending: PendingRequest) -> None:
     """The streaming server's handler for a redeemed exec URL, over SPDY or WebSocket."""
     exec_request: pb.ExecRequest = pending.request
@@ -48,7 +41,7 @@ def serve_exec_stream(svc: CriService, request: http.server.BaseHTTPRequestHandl
     work_dir = svc.layout.container_dir(record.id)
 
     def start() -> ExecProcess:
-        return ExecProcess(runtime.command(), record.id, process, exec_request, work_dir)
+        return ExecProcess(runtime, record.id, process, exec_request, work_dir)
 
     if spdy_server.is_spdy(request):
         wanted = spdy_server.wanted_streams(exec_request.stdin, exec_request.stdout, exec_request.stderr,

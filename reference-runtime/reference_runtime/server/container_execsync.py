@@ -9,20 +9,16 @@ from collections.abc import Callable
 
 from cri_api import pb
 from reference_runtime import errors
-from reference_runtime.server.container_helpers import handler_of, refresh, runtime_spec
+from reference_runtime.server.container_helpers import handler_of, require_running, runtime_spec
 from reference_runtime.server.service import CriService
-from reference_runtime.store.container import RUNNING
 
 
 def exec_sync(svc: CriService, request: pb.ExecSyncRequest, client_waiting: Callable[[], bool]) -> pb.ExecSyncResponse:
     if not request.cmd:
         raise errors.InvalidArgument("ExecSync: cmd must not be empty")
-    record = refresh(svc, svc.containers.get(request.container_id))
-    if record.state != RUNNING:
-        raise errors.FailedPrecondition(f"container {record.id} is not running ({record.state})")
+    record = require_running(svc, request.container_id)
     process = dict(runtime_spec(svc, record.id).get("process", {}))
     process.update(args=list(request.cmd), terminal=False)
     runtime, _ = svc.runtime(handler_of(svc, record))
-    result = runtime.exec_sync(record.id, process, request.timeout or None, check_running=False,
-                               still_wanted=client_waiting)
+    result = runtime.exec_sync(record.id, process, request.timeout or None, still_wanted=client_waiting)
     return pb.ExecSyncResponse(stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code)

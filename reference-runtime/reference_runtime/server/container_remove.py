@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cri_api import pb
-from reference_runtime.server.container_helpers import handler_of, monitor_paths, publish
+from reference_runtime.oci.monitor import cleanup
+from reference_runtime.server.container_helpers import monitor_paths, publish
 from reference_runtime.server.container_image_volumes import image_volume_mounts
 from reference_runtime.server.container_stop import stop_container_record
 from reference_runtime.server.service import CriService
@@ -22,16 +23,13 @@ def remove_container_record(svc: CriService, record: ContainerRecord) -> None:
     with svc.lock_for(record.id):
         if svc.containers.find(record.id) is None:
             return
-        _, monitor = svc.runtime(handler_of(svc, record))
         # The OCI runtime's state went when the container exited; the bundle goes with the directory.
-        monitor.cleanup(record.id, monitor_paths(svc, record), bundle_too=False)
+        cleanup(record.id, monitor_paths(svc, record), bundle_too=False)
         directory = svc.layout.container_dir(record.id)
         svc.trash.discard(directory, mounts=("rootfs", *image_volume_mounts(directory)))
-        (svc.layout.state / "exits" / record.id).unlink(missing_ok=True)
         svc.containers.delete(record.id)
         svc.container_names.release_owner(record.id)
         svc.stats.forget(record.id)
-    svc.object_locks.pop(record.id, None)
     if set(record.layers) - svc.images.referenced_layers():
         svc.images.collect_garbage()  # the container held the last use of an image removed meanwhile
     publish(svc, record, pb.ContainerEventType.CONTAINER_DELETED_EVENT)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from cri_api import pb
-from reference_runtime.server.container_helpers import runtime_spec
+from reference_runtime.server.container_helpers import container_cgroups_path
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import ContainerRecord
+from reference_runtime.store.sandbox import SandboxRecord
 
 
 def container_stats(svc: CriService, request: pb.ContainerStatsRequest) -> pb.ContainerStatsResponse:
-    return pb.ContainerStatsResponse(stats=stats_of(svc, svc.containers.get(request.container_id)))
+    record = svc.containers.get(request.container_id)
+    return pb.ContainerStatsResponse(stats=stats_of(svc, record, svc.sandboxes.find(record.sandbox_id)))
 
 
 def list_container_stats(svc: CriService, request: pb.ListContainerStatsRequest) -> pb.ListContainerStatsResponse:
@@ -25,23 +27,26 @@ def stream_container_stats(svc: CriService, request: pb.StreamContainerStatsRequ
 
 
 def filtered_stats(svc: CriService, stats_filter: pb.ContainerStatsFilter) -> list[pb.ContainerStats]:
+    sandboxes = {sandbox.id: sandbox for sandbox in svc.sandboxes.list()}
     selected = []
     for record in sorted(svc.containers.list(), key=lambda record: record.created_at):
         if stats_filter.id and not record.id.startswith(stats_filter.id):
             continue
         if stats_filter.pod_sandbox_id and not record.sandbox_id.startswith(stats_filter.pod_sandbox_id):
             continue
-        labels = record.config.labels
-        if any(labels.get(key) != value for key, value in stats_filter.label_selector.items()):
+        config = record.config
+        if any(config.labels.get(key) != value for key, value in stats_filter.label_selector.items()):
             continue
-        selected.append(stats_of(svc, record))
+        selected.append(stats_of(svc, record, sandboxes.get(record.sandbox_id), config))
     return selected
 
 
-def stats_of(svc: CriService, record: ContainerRecord) -> pb.ContainerStats:
-    config = record.config
+def stats_of(svc: CriService, record: ContainerRecord, sandbox: SandboxRecord | None,
+             config: pb.ContainerConfig | None = None) -> pb.ContainerStats:
+    """The stats of a container of ``sandbox``; ``config`` is its config if the caller has decoded it already."""
+    config = record.config if config is None else config
     attributes = pb.ContainerAttributes(id=record.id, metadata=config.metadata, labels=config.labels,
                                         annotations=config.annotations)
-    cgroups_path = runtime_spec(svc, record.id).get("linux", {}).get("cgroupsPath", "")
+    cgroups_path = container_cgroups_path(sandbox, record.id)
     writable_layer = svc.layout.container_dir(record.id) / "upper"
     return svc.stats.container_stats(record.id, attributes, cgroups_path, writable_layer)

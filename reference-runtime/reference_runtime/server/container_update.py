@@ -20,10 +20,11 @@ from reference_runtime.store.container import CREATED, RUNNING
 
 def update_container_resources(svc: CriService,
                                request: pb.UpdateContainerResourcesRequest) -> pb.UpdateContainerResourcesResponse:
-    record = refresh(svc, svc.containers.get(request.container_id))
-    if record.state not in (CREATED, RUNNING):
-        raise errors.FailedPrecondition(f"container {record.id} is {record.state}: its resources cannot change")
-    with svc.lock_for(record.id):
+    record = svc.containers.get(request.container_id)
+    with svc.lock_for(record.id):  # StartContainer holds it too: the state cannot change from CREATED under us
+        record = refresh(svc, svc.containers.get(record.id))
+        if record.state not in (CREATED, RUNNING):
+            raise errors.FailedPrecondition(f"container {record.id} is {record.state}: its resources cannot change")
         spec = runtime_spec(svc, record.id)
         resources = merge_resources(spec.get("linux", {}).get("resources", {}), linux_resources(request.linux))
         if record.state == RUNNING:  # a created container gets them when it starts, from the spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cri_api import pb
+from reference_runtime.oci.monitor import cleanup
 from reference_runtime.server import container_remove
 from reference_runtime.server.sandbox_stop import stop_sandbox
 from reference_runtime.server.service import CriService
@@ -19,11 +20,9 @@ def remove_pod_sandbox(svc: CriService, request: pb.RemovePodSandboxRequest) -> 
     with svc.lock_for(record.id):
         directory = svc.layout.sandbox_dir(record.id)
         if record.pid:  # the pause container's runtime state went at stop; its monitor's files go now
-            _, monitor = svc.runtime(record.runtime_handler)
-            monitor.cleanup(record.id, svc.layout.monitor_paths(directory, record.id))
+            cleanup(record.id, svc.layout.monitor_paths(directory, record.id))
         svc.trash.discard(directory, mounts=("rootfs",) if record.pid else ())
         svc.sandboxes.delete(record.id)
         svc.sandbox_names.release_owner(record.id)
         svc.stats.forget(record.id)
-    svc.object_locks.pop(record.id, None)
     return pb.RemovePodSandboxResponse()

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from cri_api import pb
+from reference_runtime.server.container_helpers import containers_by_sandbox
 from reference_runtime.server.container_stats import stats_of
 from reference_runtime.server.service import CriService
+from reference_runtime.store.container import ContainerRecord
 from reference_runtime.store.sandbox import SandboxRecord
 
 
 def pod_sandbox_stats(svc: CriService, request: pb.PodSandboxStatsRequest) -> pb.PodSandboxStatsResponse:
-    return pb.PodSandboxStatsResponse(stats=pod_stats_of(svc, svc.sandboxes.get(request.pod_sandbox_id)))
+    record = svc.sandboxes.get(request.pod_sandbox_id)
+    return pb.PodSandboxStatsResponse(stats=pod_stats_of(svc, record, containers_by_sandbox(svc).get(record.id, [])))
 
 
 def list_pod_sandbox_stats(svc: CriService, request: pb.ListPodSandboxStatsRequest) -> pb.ListPodSandboxStatsResponse:
@@ -25,6 +28,7 @@ def stream_pod_sandbox_stats(svc: CriService, request: pb.StreamPodSandboxStatsR
 
 
 def filtered_pod_stats(svc: CriService, stats_filter: pb.PodSandboxStatsFilter) -> list[pb.PodSandboxStats]:
+    containers = containers_by_sandbox(svc)
     selected = []
     for record in sorted(svc.sandboxes.list(), key=lambda record: record.created_at):
         if stats_filter.id and not record.id.startswith(stats_filter.id):
@@ -32,13 +36,14 @@ def filtered_pod_stats(svc: CriService, stats_filter: pb.PodSandboxStatsFilter) 
         labels = record.config.labels
         if any(labels.get(key) != value for key, value in stats_filter.label_selector.items()):
             continue
-        selected.append(pod_stats_of(svc, record))
+        selected.append(pod_stats_of(svc, record, containers.get(record.id, [])))
     return selected
 
 
-def pod_stats_of(svc: CriService, record: SandboxRecord) -> pb.PodSandboxStats:
+def pod_stats_of(svc: CriService, record: SandboxRecord, containers: list[ContainerRecord]) -> pb.PodSandboxStats:
+    """The stats of the pod ``record`` and of its ``containers``."""
     config = record.config
     attributes = pb.PodSandboxAttributes(id=record.id, metadata=config.metadata, labels=config.labels,
                                          annotations=config.annotations)
-    containers = [stats_of(svc, container) for container in svc.containers.list() if container.sandbox_id == record.id]
-    return svc.stats.pod_stats(attributes, record.cgroup_parent, record.netns_path, containers, pid=record.pid)
+    stats = [stats_of(svc, container, record) for container in containers]
+    return svc.stats.pod_stats(attributes, record.cgroup_parent, record.netns_path, stats, pid=record.pid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from cri_api import pb
+from reference_runtime.oci.monitor import exit_status
 from reference_runtime.server.service import CriService
 from reference_runtime.store.sandbox import READY, SandboxRecord
 
@@ -21,9 +22,8 @@ def is_ready(svc: CriService, record: SandboxRecord) -> bool:
         return False
     if not record.pid:  # no pause container: its namespaces are pinned, nothing can die
         return True
-    _, monitor = svc.runtime(record.runtime_handler)
     paths = svc.layout.monitor_paths(svc.layout.sandbox_dir(record.id), record.id)
-    return monitor.exit_status(record.id, paths) is None
+    return exit_status(record.id, paths) is None
 
 
 def to_status(svc: CriService, record: SandboxRecord) -> pb.PodSandboxStatus:

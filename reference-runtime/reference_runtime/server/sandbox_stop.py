@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cri_api import pb
 from reference_runtime.network.netns import remove_netns
+from reference_runtime.oci.monitor import exit_status, wait_exit
 from reference_runtime.sandbox.namespaces import unpin_pod_namespaces
 from reference_runtime.server import container_stop
 from reference_runtime.server.sandbox_run import pinned_namespaces, pod_network, remove_mount_dir
@@ -29,9 +30,10 @@ def stop_sandbox(svc: CriService, record: SandboxRecord) -> None:
         if container.sandbox_id == record.id:
             container_stop.stop_container_record(svc, container, timeout=0)
     with svc.lock_for(record.id):
-        record = svc.sandboxes.get(record.id)
-        if record.state == NOT_READY:  # stopped before, every step done (the state is recorded last)
+        current = svc.sandboxes.find(record.id)
+        if current is None or current.state == NOT_READY:  # removed, or stopped with every step done meanwhile
             return
+        record = current
         if record.pid:
             stop_pause_container(svc, record)
         else:
@@ -45,9 +47,9 @@ def stop_sandbox(svc: CriService, record: SandboxRecord) -> None:
 
 
 def stop_pause_container(svc: CriService, record: SandboxRecord) -> None:
-    runtime, monitor = svc.runtime(record.runtime_handler)
+    runtime, _ = svc.runtime(record.runtime_handler)
     paths = svc.layout.monitor_paths(svc.layout.sandbox_dir(record.id), record.id)
-    if monitor.exit_status(record.id, paths) is None:
+    if exit_status(record.id, paths) is None:
         runtime.kill(record.id, 9, all_processes=True)
-        monitor.wait_exit(record.id, paths, PAUSE_STOP_TIMEOUT_SECONDS)
+        wait_exit(record.id, paths, PAUSE_STOP_TIMEOUT_SECONDS)
     runtime.delete(record.id, force=True)

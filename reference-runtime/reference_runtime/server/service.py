@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from reference_runtime import errors
 from reference_runtime.config import DaemonConfig, RuntimeHandler
 from reference_runtime.events import EventBus
 from reference_runtime.image.service import ImageService
+from reference_runtime.locks import KeyedLocks
 from reference_runtime.network.cni import CniManager
 from reference_runtime.oci.launcher import launcher_for
 from reference_runtime.oci.monitor import Monitor, MonitorPaths
@@ -80,7 +82,7 @@ class CriService:
         self._runtimes_lock = threading.Lock()
         self.images.layers_in_use = self.layers_in_use
         # Serializes lifecycle changes of one object (stop racing remove, two stops at once).
-        self.object_locks: dict[str, threading.Lock] = {}
+        self.object_locks = KeyedLocks()
 
     def handler_settings(self, handler: str) -> RuntimeHandler:
         """The configuration of a RuntimeClass handler; "" is the default handler."""
@@ -108,8 +110,8 @@ class CriService:
     def layers_in_use(self) -> set[str]:
         return {layer for container in self.containers.list() for layer in container.layers}
 
-    def lock_for(self, object_id: str) -> threading.Lock:
-        return self.object_locks.setdefault(object_id, threading.Lock())
+    def lock_for(self, object_id: str) -> AbstractContextManager[None]:
+        return self.object_locks.hold(object_id)
 
     def recover(self) -> None:
         """Bring the stores back in line with the disk, then let RPCs in."""

@@ -57,31 +57,19 @@ from reference_runtime.server.service import CriService
 
 log = logging.getLogger("reference_runtime.rpc")
 
-Handler = Callable[[CriService, Any], Message]
+# (svc, request), or (svc, request, client_waiting) when cancellable.
+Handler = Callable[..., Message]
 StreamHandler = Callable[[CriService, Any, Callable[[], bool]], Iterator[Message]]
-CancellableHandler = Callable[[CriService, Any, Callable[[], bool]], Message]
 
 
-def rpc(handler: Handler) -> Callable[[Any, Message, grpc.ServicerContext], Message]:
-    """Bind a ``handler(svc, request)`` as a servicer method: readiness, logging, error mapping."""
+def rpc(handler: Handler, cancellable: bool = False) -> Callable[[Any, Message, grpc.ServicerContext], Message]:
+    """Bind a ``handler(svc, request)`` as a servicer method: readiness, logging, error mapping. A ``cancellable``
+    handler may wait long: it is also told whether the client still waits for the answer."""
     name = handler.__name__
 
     def method(self: _Servicer, request: Message, context: grpc.ServicerContext) -> Message:
         with _served(self.svc, name, context):
-            return handler(self.svc, request)
-        raise AssertionError("unreachable: _served re-raises every error as an aborted call")
-
-    method.__name__ = name
-    return method
-
-
-def rpc_cancellable(handler: CancellableHandler) -> Callable[[Any, Message, grpc.ServicerContext], Message]:
-    """``rpc`` for a handler that may wait long: it is told whether the client still waits for the answer."""
-    name = handler.__name__
-
-    def method(self: _Servicer, request: Message, context: grpc.ServicerContext) -> Message:
-        with _served(self.svc, name, context):
-            return handler(self.svc, request, context.is_active)
+            return handler(self.svc, request, context.is_active) if cancellable else handler(self.svc, request)
         raise AssertionError("unreachable: _served re-raises every error as an aborted call")
 
     method.__name__ = name
@@ -146,7 +134,7 @@ class RuntimeServicer(_Servicer, pb_grpc.RuntimeServiceServicer):
     StreamContainers = rpc_stream(container_stream.stream_containers)
     UpdateContainerResources = rpc(container_update.update_container_resources)
     ReopenContainerLog = rpc(container_log_reopen.reopen_container_log)
-    ExecSync = rpc_cancellable(container_execsync.exec_sync)
+    ExecSync = rpc(container_execsync.exec_sync, cancellable=True)
     GetContainerEvents = rpc_stream(container_events.get_container_events)
     ContainerStats = rpc(container_stats.container_stats)
     ListContainerStats = rpc(container_stats.list_container_stats)

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 from cri_api import pb
-from reference_runtime.config import RuntimeHandler
+from reference_runtime import errors
 from reference_runtime.container.spec import runtime_features
+from reference_runtime.oci.runtime import OciRuntime
 from reference_runtime.server.service import CriService
 
 
@@ -19,12 +20,10 @@ def status(svc: CriService, request: pb.StatusRequest) -> pb.StatusResponse:
                             message="" if network_ready else message),
     ]
     features = runtime_features()
-    installed = {name: handler for name, handler in sorted(svc.config.runtime_handlers.items())
-                 if Path(handler.binary).exists()}
+    installed = [name for name, handler in sorted(svc.config.runtime_handlers.items())
+                 if Path(handler.binary).exists()]
     # The default handler is also listed under "", the name a pod without a RuntimeClass asks for.
-    default = svc.config.runtime_handlers[svc.config.default_runtime_handler]
-    handlers = [pb.RuntimeHandler(name=name, features=handler_features(handler))
-                for name, handler in [("", default), *installed.items()]]
+    handlers = [pb.RuntimeHandler(name=name, features=handler_features(svc, name)) for name in ["", *installed]]
     info = {"config": json.dumps({"cniConfDir": svc.config.cni_conf_dir, "cniBinDir": svc.config.cni_bin_dir,
                                   "pauseImage": svc.config.pause_image})} if request.verbose else {}
     return pb.StatusResponse(
@@ -33,7 +32,11 @@ def status(svc: CriService, request: pb.StatusRequest) -> pb.StatusResponse:
     )
 
 
-def handler_features(handler: RuntimeHandler) -> pb.RuntimeHandlerFeatures:
-    features = runtime_features(handler.binary, rro=handler.recursive_read_only_mounts)
+def handler_features(svc: CriService, name: str) -> pb.RuntimeHandlerFeatures:
+    try:
+        runtime: OciRuntime | None = svc.runtime(name)[0]
+    except errors.FailedPrecondition:  # not installed: it says nothing
+        runtime = None
+    features = runtime_features(runtime, rro=svc.handler_settings(name).recursive_read_only_mounts)
     return pb.RuntimeHandlerFeatures(recursive_read_only_mounts=features.get("recursive_read_only_mounts", False),
                                      user_namespaces=features.get("user_namespaces", False))

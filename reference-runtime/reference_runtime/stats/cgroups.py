@@ -23,11 +23,12 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reference_runtime import errors
+from reference_runtime.procfs import mountinfo
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 UNLIMITED = 1 << 62  # the kubelet's and cAdvisor's threshold above which a memory limit means "no limit"
@@ -106,22 +107,13 @@ class CgroupSample:
 # --- where cgroups are -----------------------------------------------------------------------------------
 
 
-def _mountinfo() -> Iterator[tuple[str, str, str]]:
-    """(mount point, filesystem type, super options) of every mount this process sees."""
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            before, _, after = line.partition(" - ")
-            fstype, _source, super_options = [*after.split(), "", "", ""][:3]
-            yield before.split()[4], fstype, super_options
-
-
 @functools.cache
 def cgroup_version() -> int:
     """2 when /sys/fs/cgroup is a cgroup2 mount (unified hierarchy), else 1 (v1, or hybrid v1 + v2)."""
     version = 1
-    for mount_point, fstype, _ in _mountinfo():
-        if mount_point == str(CGROUP_ROOT):
-            version = 2 if fstype == "cgroup2" else 1  # the last mount on the point is the one visible
+    for mount in mountinfo():
+        if mount.mount_point == str(CGROUP_ROOT):
+            version = 2 if mount.fstype == "cgroup2" else 1  # the last mount on the point is the one visible
     return version
 
 
@@ -129,10 +121,10 @@ def cgroup_version() -> int:
 def _v1_mount_points() -> dict[str, Path]:
     """Each v1 controller's mount point, from mountinfo: co-mounted ones ("cpu,cpuacct") share one."""
     found: dict[str, Path] = {}
-    for mount_point, fstype, super_options in _mountinfo():
-        if fstype == "cgroup":
-            for controller in set(super_options.split(",")) & set(V1_CONTROLLERS):
-                found.setdefault(controller, Path(mount_point))
+    for mount in mountinfo():
+        if mount.fstype == "cgroup":
+            for controller in set(mount.super_options.split(",")) & set(V1_CONTROLLERS):
+                found.setdefault(controller, Path(mount.mount_point))
     return found
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cri_api import pb
+from reference_runtime.procfs import mountinfo
 from reference_runtime.stats.cgroups import CgroupSample, cgroup_dir, cgroup_procs, read_cgroup
 from reference_runtime.stats.usage import InterfaceCounters, directory_usage, netns_counters, parse_net_dev
 
@@ -343,15 +344,10 @@ def _mount_source(device: int) -> str:
     """The source of the mount whose device is ``device`` (e.g. "/dev/vda1"), as cAdvisor names a filesystem."""
     wanted = f"{os.major(device)}:{os.minor(device)}"
     try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        mounts = list(mountinfo())
     except OSError:
         return wanted
-    for line in lines:
-        before, _, after = line.partition(" - ")
-        fields = after.split()
-        if before.split()[2] == wanted and len(fields) >= 2:
-            return fields[1]
-    return wanted
+    return next((mount.source for mount in mounts if mount.device == wanted), wanted)
 
 
 def _filesystem(out: _Emitter, layer: Path) -> None:

@@ -1,7 +1,7 @@
 """The process side of exec: ``<runtime> exec`` of the requested command, with pipes for its stdio.
 
-The transport (WebSocket here, SPDY later) moves bytes between these pipes and the client, and at
-the end sends the exit status as a Kubernetes Status on the error channel.
+The transport (SPDY or WebSocket) moves bytes between these pipes and the client, and at the end
+sends the exit status as a Kubernetes Status on the error channel.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cri_api import pb
+from reference_runtime.oci.runtime import OciRuntime, internal_pid_file
 
 # What the error channel carries (v4 and later): a Kubernetes Status object.
 SUCCESS_STATUS = {"metadata": {}, "status": "Success"}
@@ -43,39 +44,38 @@ class ExecProcess:
     the runtime's exec runs on: both the command's input and its (merged) output.
     """
 
-    def __init__(self, runtime_command: list[str], container_id: str, process: dict[str, Any],
+    def __init__(self, runtime: OciRuntime, container_id: str, process: dict[str, Any],
                  request: pb.ExecRequest, work_dir: Path) -> None:
         self.command = list(request.cmd)
         self.terminal: int | None = None
+        self._runtime = runtime
+        self._container_id = container_id
         spec = {**process, "args": self.command, "terminal": request.tty}
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="exec-", dir=work_dir, delete=False) as file:
             json.dump(spec, file)
         self._spec_path = Path(file.name)
         self._pid_path = self._spec_path.with_suffix(".pid")
-        runtime_command = [*runtime_command, "exec", "--pid-file", str(self._pid_path)]
+        argv = runtime.exec_argv(container_id, self._spec_path, self._pid_path)
         try:
             if request.tty:
-                self._start_with_terminal(runtime_command, container_id)
+                self._start_with_terminal(argv)
             else:
                 self.proc = subprocess.Popen(
-                    [*runtime_command, "--process", file.name, container_id],
-                    stdin=subprocess.PIPE if request.stdin else subprocess.DEVNULL,
+                    argv, stdin=subprocess.PIPE if request.stdin else subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
                 )
         except OSError:
             self._spec_path.unlink(missing_ok=True)
             raise
 
-    def _start_with_terminal(self, runtime_command: list[str], container_id: str) -> None:
+    def _start_with_terminal(self, argv: list[str]) -> None:
         """``exec`` of a ``terminal: true`` process attached to a terminal of ours: the runtime copies between it
         and the one it allocates inside the container, and resizes that one when told (SIGWINCH) that ours
         changed. No ``--tty``: runc and crun take it from the process file, and runsc has no such flag."""
         master, follower = os.openpty()
         try:
-            self.proc = subprocess.Popen(
-                [*runtime_command, "--process", str(self._spec_path), container_id],
-                stdin=follower, stdout=follower, stderr=follower, close_fds=True, start_new_session=True,
-            )
+            self.proc = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+                                         start_new_session=True)
         except OSError:
             os.close(master)
             raise
@@ -94,8 +94,8 @@ class ExecProcess:
         try:
             return self.proc.wait()
         finally:
-            self._spec_path.unlink(missing_ok=True)
-            self._pid_path.unlink(missing_ok=True)
+            for path in (self._spec_path, self._pid_path, internal_pid_file(self._pid_path)):
+                path.unlink(missing_ok=True)
 
     def close_terminal(self) -> None:
         if self.terminal is not None:
@@ -112,38 +112,12 @@ class ExecProcess:
         Signalling the runtime's exec would reach only the command itself; its children (a shell's
         ``sleep``) would live on, holding the output pipes open.
         """
-        pid = self._exec_pid()
-        for victim in [*_descendants(pid), pid] if pid else []:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(victim, signal.SIGKILL)
-        if self.proc.poll() is None:
-            self.proc.kill()
+        self._wait_for_pid_file()
+        self._runtime.kill_exec(self._container_id, self.proc, self._pid_path, descendants=True)
         self.wait()
 
-
-    def _exec_pid(self, patience: float = 2.0) -> int:
-        """The command's pid from the runtime's pid file, which it writes just after starting the command."""
+    def _wait_for_pid_file(self, patience: float = 2.0) -> None:
+        """The runtime writes the command's pid just after starting it: give a command just started that time."""
         deadline = time.monotonic() + patience
-        while True:
-            with contextlib.suppress(OSError, ValueError):
-                return int(self._pid_path.read_text())
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                return 0
+        while not self._pid_path.exists() and self.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, deepest last found first (from /proc's parent links)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                with open(f"/proc/{entry.name}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(parent, []).append(int(entry.name))
-    found, pending = [], [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found

@@ -24,10 +24,12 @@ from typing import Any
 import pytest
 
 from cri_api import pb
+from critest.testbed.host import mounts_under
 from reference_runtime import errors
 from reference_runtime.config import BUILTIN_HANDLERS
 from reference_runtime.container import seccomp, spec
 from reference_runtime.container.spec import ContainerSpecInputs, SandboxSpecInputs
+from reference_runtime.oci.runtime import OciRuntime
 from reference_runtime.tests.rootfs import image_config, unpack_single_layer_image
 
 NODE, POD, CONTAINER, TARGET = spec.NODE, spec.POD, spec.CONTAINER, spec.TARGET
@@ -898,13 +900,15 @@ def test_real_host_facts(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
     assert spec.clamp_oom_score_adj(-998) == expected
 
 
-def test_runtime_features() -> None:
+def test_runtime_features(tmp_path: Path) -> None:
     real = REAL_RUNTIME_FEATURES()
     assert set(real) == {"recursive_read_only_mounts", "user_namespaces", "supplemental_groups_policy"}
     assert real["user_namespaces"] is False and real["supplemental_groups_policy"] is True
-    assert REAL_RUNTIME_FEATURES("/nonexistent/runc")["recursive_read_only_mounts"] is False
+    missing = OciRuntime("runc", "/nonexistent/runc", tmp_path / "runc")
+    assert REAL_RUNTIME_FEATURES(missing)["recursive_read_only_mounts"] is False
     # A runtime without `features` (crun 1.8) whose handler says it takes rro.
-    told = REAL_RUNTIME_FEATURES("/nonexistent/crun", rro=True)["recursive_read_only_mounts"]
+    told = REAL_RUNTIME_FEATURES(OciRuntime("crun", "/nonexistent/crun", tmp_path / "crun"), rro=True)[
+        "recursive_read_only_mounts"]
     assert told is spec._kernel_at_least(5, 12)
 
 
@@ -1097,7 +1101,7 @@ def test_container_does_not_repeat_pod_sysctls(host: Host) -> None:
 def test_inputs_are_frozen(host: Host) -> None:
     inputs = container_inputs(host)
     assert replace(inputs, container_id="other").container_id == "other"
-    assert inputs.image_volumes == {} and inputs.termination_log_path is None
+    assert inputs.image_volumes == {} and inputs.runtime is None
 
 
 # --------------------------------------------------------------------------- a real run under runc
@@ -1106,12 +1110,6 @@ def test_inputs_are_frozen(host: Host) -> None:
 RUNC = shutil.which("runc")
 BLOCKED_BY_LOCAL_PROFILE = {"defaultAction": "SCMP_ACT_ALLOW",
                             "syscalls": [{"names": ["chmod", "fchmodat", "fchmodat2"], "action": "SCMP_ACT_ERRNO"}]}
-
-
-def mounts_under(path: Path) -> list[str]:
-    prefix = str(path)
-    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
-            if line.split()[4] == prefix or line.split()[4].startswith(prefix + "/")]
 
 
 class Runc:
@@ -1204,7 +1202,8 @@ def run_container(pod: Pod, name: str, config: pb.ContainerConfig,
         "container_id": container_id, "sandbox_id": pod.sandbox_id, "config": config, "sandbox_config": pod.config,
         "image_config": pod.busybox_config, "rootfs": rootfs, "sandbox_pid": pod.pid, "target_pid": None,
         "netns_path": "", "cgroup_parent": "", "hostname_path": pod.host.hostname, "hosts_path": pod.host.hosts,
-        "resolv_path": pod.host.resolv, "shm_path": pod.host.shm, **overrides,
+        "resolv_path": pod.host.resolv, "shm_path": pod.host.shm,
+        "runtime": OciRuntime("runc", str(RUNC), pod.runc.root), **overrides,
     }
     document = spec.container_spec(ContainerSpecInputs(**values))
     return pod.runc.run(container_id, pod.runc.bundle(pod.host.tmp / name, document))

@@ -22,6 +22,7 @@ import pytest
 
 import reference_runtime
 from reference_runtime import errors
+from reference_runtime.oci.monitor import exit_status, wait_exit
 from reference_runtime.oci.reaper import Reaper, child_info
 from reference_runtime.tests.polling import eventually
 from reference_runtime.tests.test_oci_runtime import (  # noqa: F401 (the fixtures are used by name)
@@ -74,11 +75,11 @@ def test_output_lands_in_the_cri_log_and_the_exit_code_in_the_exit_file(containe
     ctr = containers.create(["sh", "-c", script])
     before = time.time_ns()
     containers.runtime.start(ctr.id)
-    status = containers.monitor.wait_exit(ctr.id, ctr.paths, 10)
+    status = wait_exit(ctr.id, ctr.paths, 10)
     after = time.time_ns()
     assert status is not None and status.exit_code == 3
     assert before - 1_000_000_000 < status.finished_at <= after + 1_000_000_000
-    assert containers.monitor.exit_status(ctr.id, ctr.paths) == status
+    assert exit_status(ctr.id, ctr.paths) == status
     entries = log_entries(ctr.paths.log_path)
     assert stream_lines(entries, "stdout") == [b"out1", b"a" * 20000, b"unfinished"]
     assert stream_lines(entries, "stderr") == [b"err1"]
@@ -93,9 +94,9 @@ def test_output_lands_in_the_cri_log_and_the_exit_code_in_the_exit_file(containe
 def test_wait_exit_gives_up_at_its_timeout(containers: Containers) -> None:
     ctr = containers.run(["sleep", "1000"])
     started = time.monotonic()
-    assert containers.monitor.wait_exit(ctr.id, ctr.paths, 0.2) is None
+    assert wait_exit(ctr.id, ctr.paths, 0.2) is None
     assert 0.2 <= time.monotonic() - started < 1
-    assert containers.monitor.exit_status(ctr.id, ctr.paths) is None
+    assert exit_status(ctr.id, ctr.paths) is None
 
 
 # -- create failures ------------------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def test_monitor_outlives_the_process_that_started_it(containers: Containers) ->
     assert _parent(ctr.conmon_pid) == os.getpid()
     assert containers.runtime.state(ctr.id).status == "running"  # type: ignore[union-attr]
     containers.runtime.kill(ctr.id, signal.SIGKILL)
-    status = containers.monitor.wait_exit(ctr.id, ctr.paths, 10)
+    status = wait_exit(ctr.id, ctr.paths, 10)
     assert status is not None and status.exit_code == 137
     # Nobody registered that conmon here: adopt_orphans (the reaper runs it every 0.2 s) must reap it.
     assert eventually(lambda: child_info(ctr.conmon_pid) is None)
@@ -192,7 +193,7 @@ def test_a_container_whose_monitor_died_is_reaped_as_an_orphan(containers: Conta
     assert eventually(lambda: _parent(ctr.pid) == os.getpid())  # the container's init is ours now
     containers.runtime.kill(ctr.id, signal.SIGKILL)
     assert eventually(lambda: child_info(ctr.pid) is None)  # a zombie in a child PID namespace: adopted and reaped
-    assert containers.monitor.exit_status(ctr.id, ctr.paths) is None  # nobody was left to write it
+    assert exit_status(ctr.id, ctr.paths) is None  # nobody was left to write it
 
 
 @pytest.mark.root
@@ -225,7 +226,7 @@ def test_attach_socket_and_control_fifo(containers: Containers) -> None:
     assert stat.S_ISFIFO((ctr.paths.bundle / "ctl").stat().st_mode)
     containers.monitor.resize(ctr.id, ctr.paths, 120, 40)  # no terminal: conmon takes it and ignores it
     containers.runtime.kill(ctr.id, signal.SIGKILL)
-    assert containers.monitor.wait_exit(ctr.id, ctr.paths, 10) is not None
+    assert wait_exit(ctr.id, ctr.paths, 10) is not None
     assert eventually(lambda: child_info(ctr.conmon_pid) is None)
     with pytest.raises(errors.FailedPrecondition, match="no running monitor"):
         containers.monitor.resize(ctr.id, ctr.paths, 120, 40)
@@ -239,7 +240,7 @@ def test_terminal_output_is_logged_as_stdout_and_resize_reaches_the_tty(containe
     ctr.conmon_pid = containers.monitor.conmon_pid(ctr.paths) or 0
     containers.runtime.start(ctr.id)
     containers.monitor.resize(ctr.id, ctr.paths, 100, 30)
-    status = containers.monitor.wait_exit(ctr.id, ctr.paths, 10)
+    status = wait_exit(ctr.id, ctr.paths, 10)
     assert status is not None and status.exit_code == 5
     entries = log_entries(ctr.paths.log_path)
     assert {stream for stream, _, _ in entries} == {"stdout"}  # one tty: no stderr of its own
@@ -300,7 +301,7 @@ def test_failed_reopen_creates_no_file_and_keeps_the_monitor(containers: Contain
 @pytest.mark.root
 def test_reopen_without_a_monitor_is_failed_precondition(containers: Containers) -> None:
     ctr = containers.run(["true"])
-    assert containers.monitor.wait_exit(ctr.id, ctr.paths, 10) is not None
+    assert wait_exit(ctr.id, ctr.paths, 10) is not None
     assert eventually(lambda: child_info(ctr.conmon_pid) is None)
     with pytest.raises(errors.FailedPrecondition, match="no running monitor"):
         containers.monitor.reopen_log(ctr.id, ctr.paths)

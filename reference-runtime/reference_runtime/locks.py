@@ -1,4 +1,4 @@
-"""A lock per key (a digest, a reference), created on demand and dropped when nobody holds it."""
+"""A lock per key (a digest, a reference, a container ID), created on demand and dropped when nobody holds it."""
 
 from __future__ import annotations
 
