@@ -56,7 +56,6 @@ BENCHMARK_SPEC_NAMES = (
 )
 
 NOT_IMPLEMENTED = "not implemented yet"
-STREAMING_NOT_IMPLEMENTED = "streaming client not implemented yet"
 FILTERED_OUT = "skipped"
 NRI_SOCKET_MISSING = "NRI socket not configured (use -nri-socket flag)"
 NRI_STUB_NOT_BUILT = (

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
 from cri_api import pb
@@ -157,14 +156,9 @@ def cri(request: pytest.FixtureRequest, runtime_client: RuntimeClient, image_cli
     """The spec's handle; everything it created is removed afterwards, pass or fail."""
     handle = Cri(runtime_client, image_client, critest_context, runtime_version, cgroup_parent=cgroup_parent)
     yield handle
-    problems = [problem for problem in handle.cleanup.run() if not _is_not_found(problem)]
+    problems = handle.cleanup.run()
     if problems:
         request.node.add_report_section("teardown", "cleanup problems", "\n".join(problems))
-
-
-def _is_not_found(problem: str) -> bool:
-    # Removing what the spec already removed answers NotFound on some runtimes; nothing leaked.
-    return f": {grpc.StatusCode.NOT_FOUND.name}:" in problem
 
 
 @pytest.hookimpl(wrapper=True)

@@ -9,6 +9,7 @@ DEBIAN_PACKAGES=(
   runc crun runsc conmon containerd containernetworking-plugins
   docker-registry busybox-static skopeo umoci
   iproute2 iptables util-linux procps
+  apparmor   # apparmor_parser, for the AppArmor specs on hosts with AppArmor enabled
   tmux zsh fish   # crictl's terminal and completion tests
 )
 

@@ -78,14 +78,12 @@ def test_preserve_container_attributes(cri: Cri, pod: tuple[str, pb.PodSandboxCo
 
 @BASIC.it("runtime should support starting container [Conformance]")
 def test_start_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
-    container_id = fw.create_default_container(cri, *pod, "container-for-start-test-")
-    fw.start_and_wait_running(cri, container_id)
+    fw.start_default_container(cri, *pod, "container-for-start-test-")
 
 
 @BASIC.it("runtime should support stopping container [Conformance]")
 def test_stop_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
-    container_id = fw.create_default_container(cri, *pod, "container-for-stop-test-")
-    fw.start_and_wait_running(cri, container_id)
+    container_id = fw.start_default_container(cri, *pod, "container-for-stop-test-")
     started = time.monotonic()
     fw.stop_container(cri, container_id, timeout=60)
     assert time.monotonic() - started < 60, "StopContainer took longer than its 60s timeout"
@@ -101,16 +99,16 @@ def test_remove_created_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]
 
 @BASIC.it("runtime should support removing running container [Conformance]")
 def test_remove_running_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
-    container_id = fw.create_pause_container(cri, *pod, "container-for-remove-running-test-")
-    fw.start_and_wait_running(cri, container_id)
+    container_id = fw.start_default_container(cri, *pod, "container-for-remove-running-test-",
+                                              c.PAUSE_CONTAINER_COMMAND)
     fw.remove_container(cri, container_id)
     assert_not_listed(cri, container_id)
 
 
 @BASIC.it("runtime should support removing stopped container [Conformance]")
 def test_remove_stopped_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
-    container_id = fw.create_pause_container(cri, *pod, "container-for-remove-stopped-test-")
-    fw.start_and_wait_running(cri, container_id)
+    container_id = fw.start_default_container(cri, *pod, "container-for-remove-stopped-test-",
+                                              c.PAUSE_CONTAINER_COMMAND)
     fw.stop_container(cri, container_id)
     fw.wait_for_container_state(cri, container_id, pb.ContainerState.CONTAINER_EXITED)
     fw.remove_container(cri, container_id)
@@ -119,8 +117,7 @@ def test_remove_stopped_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]
 
 @BASIC.it("runtime should support execSync [Conformance]")
 def test_exec_sync(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
-    container_id = fw.create_default_container(cri, *pod, "container-for-execSync-test-")
-    fw.start_and_wait_running(cri, container_id)
+    container_id = fw.start_default_container(cri, *pod, "container-for-execSync-test-")
     response = fw.exec_sync(cri, container_id, ["echo", "-n", "hello"])
     assert response.stdout == b"hello", f"stdout {response.stdout!r}"
     assert response.stderr == b"", f"stderr {response.stderr!r}"
@@ -128,8 +125,7 @@ def test_exec_sync(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
 
 @BASIC.it("runtime should support execSync with timeout [Conformance]")
 def test_exec_sync_timeout(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> None:
-    container_id = fw.create_default_container(cri, *pod, "container-for-execSync-timeout-test-")
-    fw.start_and_wait_running(cri, container_id)
+    container_id = fw.start_default_container(cri, *pod, "container-for-execSync-timeout-test-")
     fw.expect_error(lambda: fw.exec_sync(cri, container_id, ["sleep", "4321"], timeout=1),
                     "ExecSync of 'sleep 4321' with a 1s timeout")
 
@@ -141,9 +137,7 @@ def test_exec_sync_timeout(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> No
 
 
 def start_stats_container(cri: Cri, pod: tuple[str, pb.PodSandboxConfig], **fields: object) -> str:
-    container_id = fw.create_default_container(cri, *pod, STATS_PREFIX, **fields)
-    fw.start_and_wait_running(cri, container_id)
-    return container_id
+    return fw.start_default_container(cri, *pod, STATS_PREFIX, **fields)
 
 
 def stats_ids(cri: Cri, stats_filter: pb.ContainerStatsFilter | None = None) -> set[str]:
@@ -191,8 +185,7 @@ def test_list_stats_by_label(cri: Cri, pod: tuple[str, pb.PodSandboxConfig]) -> 
 
 def check_volume(cri: Cri, pod: tuple[str, pb.PodSandboxConfig], host_path: Path, container_path: Path) -> None:
     mount = pb.Mount(host_path=str(host_path), container_path=str(container_path), selinux_relabel=True)
-    container_id = fw.create_default_container(cri, *pod, "container-with-volume-test-", mounts=[mount])
-    fw.start_and_wait_running(cri, container_id)
+    container_id = fw.start_default_container(cri, *pod, "container-with-volume-test-", mounts=[mount])
     listing = fw.exec_ok(cri, container_id, ["ls", "-A", str(container_path)])
     assert "testVolume.file" in listing, f"volume listing {listing!r} lacks testVolume.file"
 
@@ -439,8 +432,7 @@ def readonly_mount_container(cri: Cri, host: Path, recursive: bool, propagation:
 
 def touch_in_tmpfs(cri: Cri, host: Path, recursive: bool) -> pb.ExecSyncResponse:
     pod_id, pod_config, config = readonly_mount_container(cri, host, recursive)
-    container_id = fw.create_container(cri, pod_id, config, pod_config)
-    fw.start_and_wait_running(cri, container_id)
+    container_id = fw.create_and_start(cri, pod_id, config, pod_config)
     return fw.exec_sync(cri, container_id, ["touch", "/mnt/tmpfs/file"])
 
 

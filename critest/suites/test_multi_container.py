@@ -13,7 +13,7 @@ from cri_api import pb
 from critest import constants as c
 from critest import framework as fw
 from critest.framework import Cri, Describe
-from critest.suites.test_networking import WEB_SERVER_PORT, wait_for_http_ok
+from critest.suites.test_networking import WEB_SERVER_PORT
 
 MULTI = Describe("Multiple Containers [Conformance]").when("running multiple containers in a pod")
 
@@ -29,9 +29,7 @@ class TwoContainerPod:
 def start_logging_container(cri: Cri, pod_id: str, pod_config: pb.PodSandboxConfig, name: str, image: str,
                             command: tuple[str, ...]) -> str:
     config = fw.container_config(name, image, command, log_path=f"{name}.log")
-    container_id = fw.create_container(cri, pod_id, config, pod_config)
-    fw.start_and_wait_running(cri, container_id)
-    return container_id
+    return fw.create_and_start(cri, pod_id, config, pod_config)
 
 
 @pytest.fixture
@@ -50,7 +48,7 @@ def two_containers(cri: Cri) -> TwoContainerPod:
 
 @MULTI.it("should support network")
 def test_multi_container_network(cri: Cri, two_containers: TwoContainerPod) -> None:
-    wait_for_http_ok(f"http://{fw.pod_ip(cri, two_containers.pod_id)}:{WEB_SERVER_PORT}")
+    fw.wait_for_http_ok(f"http://{fw.pod_ip(cri, two_containers.pod_id)}:{WEB_SERVER_PORT}")
 
 
 @MULTI.it("should support container log")

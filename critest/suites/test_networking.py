@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
 from cri_api import pb
 from critest import framework as fw
 from critest.framework import Cri, Describe
@@ -12,32 +9,11 @@ from critest.framework import Cri, Describe
 NETWORKING = Describe("Networking").context("runtime should support networking")
 WEB_SERVER_PORT = 80
 HOST_PORT = 12000
-HTTP_WAIT_SECONDS = 60
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def wait_for_http_ok(url: str) -> None:
-    fw.eventually(lambda: http_ok(url), HTTP_WAIT_SECONDS, what=f"HTTP 200 from {url}")
-
-
-def start_default_container(cri: Cri, pod_id: str, pod_config: pb.PodSandboxConfig, prefix: str) -> str:
-    container_id = fw.create_default_container(cri, pod_id, pod_config, prefix)
-    fw.start_and_wait_running(cri, container_id)
-    return container_id
 
 
 def start_web_server(cri: Cri, pod_id: str, pod_config: pb.PodSandboxConfig) -> str:
     config = fw.container_config("container-for-web-server-" + fw.new_uuid(), cri.context.images.web_server, ())
-    container_id = fw.create_container(cri, pod_id, config, pod_config)
-    fw.start_and_wait_running(cri, container_id)
-    return container_id
+    return fw.create_and_start(cri, pod_id, config, pod_config)
 
 
 def run_pod_with_port(cri: Cri, host_port: int = 0) -> tuple[str, pb.PodSandboxConfig]:
@@ -52,7 +28,7 @@ def test_dns_config(cri: Cri) -> None:
     config = fw.default_pod_sandbox_config(cri, "PodSandbox-with-DNS-config-")
     config.dns_config.CopyFrom(pb.DNSConfig(servers=["10.10.10.10"], searches=["google.com"], options=["ndots:8"]))
     pod_id = fw.run_pod_sandbox(cri, config)
-    container_id = start_default_container(cri, pod_id, config, "container-for-DNS-config-test-")
+    container_id = fw.start_default_container(cri, pod_id, config, "container-for-DNS-config-test-")
     resolv_conf = fw.exec_ok(cri, container_id, ["cat", "/etc/resolv.conf"])
     for expected in ("nameserver 10.10.10.10", "search google.com", "options ndots:8"):
         assert expected in resolv_conf, f"/etc/resolv.conf lacks {expected!r}:\n{resolv_conf}"
@@ -63,7 +39,7 @@ def test_hostname(cri: Cri) -> None:
     config = fw.default_pod_sandbox_config(cri, "PodSandbox-with-hostname-")
     config.hostname = "test-hostname"
     pod_id = fw.run_pod_sandbox(cri, config)
-    container_id = start_default_container(cri, pod_id, config, "container-for-hostname-test-")
+    container_id = fw.start_default_container(cri, pod_id, config, "container-for-hostname-test-")
     hostname = fw.exec_ok(cri, container_id, ["hostname"]).strip()
     assert hostname.lower() == "test-hostname", f"hostname {hostname!r}"
 
@@ -72,11 +48,11 @@ def test_hostname(cri: Cri) -> None:
 def test_port_mapping_container_port(cri: Cri) -> None:
     pod_id, config = run_pod_with_port(cri)
     start_web_server(cri, pod_id, config)
-    wait_for_http_ok(f"http://{fw.pod_ip(cri, pod_id)}:{WEB_SERVER_PORT}")
+    fw.wait_for_http_ok(f"http://{fw.pod_ip(cri, pod_id)}:{WEB_SERVER_PORT}")
 
 
 @NETWORKING.it("runtime should support port mapping with host port and container port [Conformance]")
 def test_port_mapping_host_port(cri: Cri) -> None:
     pod_id, config = run_pod_with_port(cri, HOST_PORT)
     start_web_server(cri, pod_id, config)
-    wait_for_http_ok(f"http://127.0.0.1:{HOST_PORT}")
+    fw.wait_for_http_ok(f"http://127.0.0.1:{HOST_PORT}")

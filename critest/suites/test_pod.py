@@ -139,9 +139,8 @@ def start_metrics_container(cri: Cri, pod_id: str, pod_config: pb.PodSandboxConf
     resources = pb.LinuxContainerResources(cpu_period=100000, cpu_quota=20000, cpu_shares=1024,
                                            memory_limit_in_bytes=METRICS_MEMORY_BYTES,
                                            memory_swap_limit_in_bytes=METRICS_MEMORY_BYTES)
-    container_id = fw.create_default_container(cri, pod_id, pod_config, "container-for-metrics-",
-                                               linux=pb.LinuxContainerConfig(resources=resources))
-    fw.start_and_wait_running(cri, container_id)
+    container_id = fw.start_default_container(cri, pod_id, pod_config, "container-for-metrics-",
+                                              linux=pb.LinuxContainerConfig(resources=resources))
     fw.exec_ok(cri, container_id, ["/bin/sh", "-c", DISK_WRITES])
     return container_id
 

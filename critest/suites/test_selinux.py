@@ -36,9 +36,7 @@ def selinux_container_config(cri: Cri, options: pb.SELinuxOption | None, privile
 
 
 def running_container(cri: Cri, pod: Pod, privileged: bool, options: pb.SELinuxOption | None = None) -> str:
-    container_id = fw.create_container(cri, pod[0], selinux_container_config(cri, options, privileged), pod[1])
-    fw.start_and_wait_running(cri, container_id)
-    return container_id
+    return fw.create_and_start(cri, pod[0], selinux_container_config(cri, options, privileged), pod[1])
 
 
 def check_runs_and_writes(cri: Cri, container_id: str) -> None:

@@ -12,8 +12,6 @@ import io
 import os
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import BinaryIO
 
 from cri_api import pb
@@ -34,7 +32,6 @@ WEB_SERVER_HOST_PORT_FOR_PORT_FORWARD = 12001
 HOST_NET_WEB_SERVER_PORT = 12003
 HOST_NET_HOST_PORT_FOR_PORT_FORWARD = 12002
 HOST_NET_WEB_SERVER_IMAGE = f"{c.STAGING}/hostnet-nginx-{HOST_ARCH}"
-HTTP_WAIT_SECONDS = 60.0
 ATTACH_END_SECONDS = 15.0
 
 
@@ -74,17 +71,10 @@ def websocket_quirk(cri: Cri, websocket: bool) -> contextlib.AbstractContextMana
     return cri.known_quirk(CONTAINERD_16_WEBSOCKET) if websocket else contextlib.nullcontext()
 
 
-def start_container_running(cri: Cri, pod_id: str, config: pb.ContainerConfig,
-                            pod_config: pb.PodSandboxConfig) -> str:
-    container_id = fw.create_container(cri, pod_id, config, pod_config)
-    fw.start_and_wait_running(cri, container_id)
-    return container_id
-
-
 def default_running_container(cri: Cri) -> str:
     pod_id, pod_config = fw.run_default_pod_sandbox(cri, "PodSandbox-for-create-container-")
     config = fw.container_config("container-for-exec-test" + fw.new_uuid(), cri.context.images.default_container)
-    return start_container_running(cri, pod_id, config, pod_config)
+    return fw.create_and_start(cri, pod_id, config, pod_config)
 
 
 def check_exec(cri: Cri, request: pb.ExecRequest, expected: str, exact: bool) -> None:
@@ -136,7 +126,7 @@ def test_attach(cri: Cri) -> None:
     pod_id, pod_config = fw.run_default_pod_sandbox(cri, "PodSandbox-for-create-container-")
     config = fw.container_config("container-for-attach-test" + fw.new_uuid(), cri.context.images.default_container,
                                  ["/bin/sh"], stdin=True, stdin_once=True)
-    container_id = start_container_running(cri, pod_id, config, pod_config)
+    container_id = fw.create_and_start(cri, pod_id, config, pod_config)
     url = cri.runtime.attach(pb.AttachRequest(container_id=container_id, stdin=True, stdout=True,
                                               stderr=True)).url
     assert url, "Attach returned no URL"
@@ -202,25 +192,13 @@ def _type_echo_hello(out: LockedBuffer, stdin_writer: BinaryIO, problems: list[s
         timers.append(timer)
 
 
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def check_main_page(url: str) -> None:
-    fw.eventually(lambda: http_ok(url) or None, HTTP_WAIT_SECONDS, what=f"HTTP 200 from {url}")
-
-
 def check_port_forward(cri: Cri, pod_id: str, local_port: int, remote_port: int) -> None:
     url = cri.runtime.port_forward(pb.PortForwardRequest(pod_sandbox_id=pod_id)).url
     assert url, "PortForward returned no URL"
     with websocket_quirk(cri, cri.context.websocket_portforward):
         with port_forward(url, [(local_port, remote_port)], transport=transport(cri.context.websocket_portforward),
                           timeout=STREAM_TIMEOUT_SECONDS) as forwarder:
-            check_main_page(f"http://127.0.0.1:{local_port}")
+            fw.wait_for_http_ok(f"http://127.0.0.1:{local_port}")
         assert not forwarder.errors, f"port forward reported: {forwarder.errors}"
 
 
@@ -236,8 +214,8 @@ def pod_with_port(cri: Cri, container_port: int, host_network: bool) -> tuple[st
 def test_port_forward(cri: Cri) -> None:
     pod_id, pod_config = pod_with_port(cri, WEB_SERVER_CONTAINER_PORT, host_network=False)
     config = fw.container_config("container-for-portforward-test" + fw.new_uuid(), cri.context.images.web_server, ())
-    start_container_running(cri, pod_id, config, pod_config)
-    check_main_page(f"http://{fw.pod_ip(cri, pod_id)}:{WEB_SERVER_CONTAINER_PORT}")
+    fw.create_and_start(cri, pod_id, config, pod_config)
+    fw.wait_for_http_ok(f"http://{fw.pod_ip(cri, pod_id)}:{WEB_SERVER_CONTAINER_PORT}")
 
     check_port_forward(cri, pod_id, WEB_SERVER_HOST_PORT_FOR_PORT_FORWARD, WEB_SERVER_CONTAINER_PORT)
 
@@ -247,7 +225,7 @@ def test_port_forward_host_network(cri: Cri) -> None:
     pod_id, pod_config = pod_with_port(cri, HOST_NET_WEB_SERVER_PORT, host_network=True)
     config = fw.container_config("container-for-host-net-portforward-test" + fw.new_uuid(),
                                  HOST_NET_WEB_SERVER_IMAGE, ())
-    start_container_running(cri, pod_id, config, pod_config)
-    check_main_page(f"http://127.0.0.1:{HOST_NET_WEB_SERVER_PORT}")
+    fw.create_and_start(cri, pod_id, config, pod_config)
+    fw.wait_for_http_ok(f"http://127.0.0.1:{HOST_NET_WEB_SERVER_PORT}")
 
     check_port_forward(cri, pod_id, HOST_NET_HOST_PORT_FOR_PORT_FORWARD, HOST_NET_WEB_SERVER_PORT)

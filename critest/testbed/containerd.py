@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from cri_api import pb
 from cri_api.client import RuntimeClient
-from cri_api.errors import CRIError, EndpointError
+from cri_api.errors import EndpointError
 from critest.images.catalog import PAUSE
 from critest.testbed import host
+from critest.testbed.cleanup import delete_oci_containers, remove_all_pods
 from critest.testbed.containerd_config import (
     CNI_BIN_DIR,
     ContainerdLayout,
@@ -39,7 +39,6 @@ RUNC_BINARY = "runc"
 CNI_PLUGINS = ("bridge", "host-local", "portmap", "loopback")
 SHIM_SOCKET_DIR = Path("/run/containerd/s")
 START_TIMEOUT_SECONDS = 20.0
-POD_TEARDOWN_TIMEOUT_SECONDS = 30.0
 # sun_path holds 108 bytes; containerd also listens on "<socket>.ttrpc".
 MAX_SOCKET_PATH = 107 - len(".ttrpc")
 CRI_PLUGIN_FAILED = 'failed to load plugin io.containerd.grpc.v1.cri"'
@@ -108,7 +107,7 @@ class ContainerdTestbed:
 
         Returns what could not be cleaned up (empty when the host is as it was).
         """
-        problems = self._remove_pods() if self._running() else []
+        problems = remove_all_pods(self.endpoint) if self._running() else []
         if self.proc is not None:
             stop_daemon(self.proc)
             self.proc = None
@@ -148,22 +147,11 @@ class ContainerdTestbed:
         except EndpointError:
             return False
 
-    def _remove_pods(self) -> list[str]:
-        """Stop and remove every pod sandbox (and so every container) through CRI."""
-        try:
-            client = RuntimeClient.connect(self.endpoint, timeout=5.0)
-        except EndpointError as exc:
-            return [f"could not reach containerd to remove pods: {exc}"]
-        with client:
-            try:
-                sandboxes = client.list_pod_sandbox(pb.ListPodSandboxRequest()).items
-            except CRIError as exc:
-                return [f"listing pod sandboxes to remove them: {exc}"]
-            return [problem for sandbox in sandboxes for problem in remove_pod(client, sandbox.id)]
-
     def _force_cleanup(self) -> list[str]:
         """Kill what outlived containerd: containers, then shims; then unmount under the work dir."""
-        delete_runc_containers(self.layout.runc_root)
+        if self.layout.runc_root.is_dir():
+            for namespace_root in self.layout.runc_root.iterdir():  # runc keeps one state dir per namespace
+                delete_oci_containers(RUNC_BINARY, namespace_root)
         _kill_shims(str(self.layout.socket))
         problems = host.unmount_all_under(self.workdir)
         if not problems and self.layout.netns_dir.is_dir():
@@ -194,27 +182,6 @@ def check_installed() -> None:
         if not (CNI_BIN_DIR / plugin).exists():
             raise TestbedError(f"CNI plugin {CNI_BIN_DIR / plugin} is not installed "
                                "(apt-get install containernetworking-plugins)")
-
-
-def remove_pod(client: RuntimeClient, sandbox_id: str) -> list[str]:
-    try:
-        client.stop_pod_sandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id),
-                                timeout=POD_TEARDOWN_TIMEOUT_SECONDS)
-        client.remove_pod_sandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
-                                  timeout=POD_TEARDOWN_TIMEOUT_SECONDS)
-    except CRIError as exc:
-        return [f"removing pod sandbox {sandbox_id}: {exc}"]
-    return []
-
-
-def delete_runc_containers(runc_root: Path) -> None:
-    """Force-delete every container runc still knows under ``runc_root`` (one state dir per namespace)."""
-    if not runc_root.is_dir():
-        return
-    for namespace_root in runc_root.iterdir():
-        for container in (entry for entry in namespace_root.iterdir() if entry.is_dir()):
-            subprocess.run([RUNC_BINARY, "--root", str(namespace_root), "delete", "--force", container.name],
-                           stdin=subprocess.DEVNULL, capture_output=True, check=False)
 
 
 def _kill_shims(socket_path: str, grace: float = 5.0) -> None:

@@ -79,9 +79,10 @@ def _unescape_mount_path(field: str) -> str:
 
 
 def mounts_under(path: Path) -> list[str]:
-    """Mount points at or below ``path``, newest first."""
-    prefix = str(path).rstrip("/") + "/"
-    return [point for point in reversed(mount_points()) if point == str(path) or point.startswith(prefix)]
+    """Mount points at or below ``path``, newest first (mountinfo names them with symlinks resolved)."""
+    root = os.path.realpath(path)
+    prefix = root.rstrip("/") + "/"
+    return [point for point in reversed(mount_points()) if point == root or point.startswith(prefix)]
 
 
 def unmount_all_under(path: Path) -> list[str]:

@@ -13,11 +13,10 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from cri_api import pb
 from cri_api.client import RuntimeClient
-from cri_api.errors import CRIError, EndpointError
+from cri_api.errors import EndpointError
 from critest.testbed import host
-from critest.testbed.containerd import remove_pod
+from critest.testbed.cleanup import delete_oci_containers, remove_all_pods
 from critest.testbed.containerd_config import bridge_conflist, registry_hosts_files
 from critest.testbed.network import NetworkClaim
 from critest.testbed.process import TestbedError, start_daemon, stop_daemon, wait_until
@@ -29,24 +28,14 @@ MAX_SOCKET_PATH = 100
 HANDLER_BINARIES = {"runc": "runc", "crun": "crun", "runsc": "runsc"}
 
 
-def delete_oci_containers(runtimes_dir: Path) -> None:
-    """Force-delete every container a handler's OCI runtime still knows under ``runtimes_dir``.
-
-    stdin is an empty pipe, never /dev/null: runsc changes the owner of the files behind its stdio.
-    """
+def delete_handler_containers(runtimes_dir: Path) -> None:
+    """Force-delete every container a handler's OCI runtime still knows under ``runtimes_dir``."""
     if not runtimes_dir.is_dir():
         return
     for handler_root in runtimes_dir.iterdir():
         binary = HANDLER_BINARIES.get(handler_root.name)
-        if binary is None or shutil.which(binary) is None:
-            continue
-        for container_id in _run_quietly([binary, "--root", str(handler_root), "list", "--quiet"]).split():
-            _run_quietly([binary, "--root", str(handler_root), "delete", "--force", container_id])
-
-
-def _run_quietly(argv: list[str]) -> str:
-    """stdout of ``argv``, which is given an empty pipe as stdin (never /dev/null)."""
-    return subprocess.run(argv, input=b"", capture_output=True, check=False).stdout.decode(errors="replace")
+        if binary is not None and shutil.which(binary) is not None:
+            delete_oci_containers(binary, handler_root)
 
 
 class ReferenceRuntimeTestbed:
@@ -95,7 +84,9 @@ class ReferenceRuntimeTestbed:
         if len(str(self.socket)) > MAX_SOCKET_PATH:
             raise TestbedError(f"work directory path too long for a unix socket: {self.workdir}")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.state.mkdir(mode=0o711, exist_ok=True)
+        self.state.mkdir(exist_ok=True)
+        # mkdtemp made it 0o700; a state dir the runtime creates itself is 0o711, traversable by non-root users.
+        self.state.chmod(0o711)
         (self.workdir / "config.toml").write_text(self.config_toml)
         hosts = registry_hosts_files(self.workdir / "hosts", self.registry_address) if self.registry_address else {}
         for path, text in hosts.items():
@@ -117,9 +108,9 @@ class ReferenceRuntimeTestbed:
 
     def stop(self) -> list[str]:
         """Remove every pod, stop the daemon, clean what is left; return what could not be cleaned."""
-        problems = self._remove_pods() if self.proc is not None and self.proc.poll() is None else []
+        problems = remove_all_pods(self.endpoint) if self.proc is not None and self.proc.poll() is None else []
         self.kill_daemon_only()
-        delete_oci_containers(self.state / "runtimes")
+        delete_handler_containers(self.state / "runtimes")
         problems += host.unmount_all_under(self.workdir) + host.unmount_all_under(self.state)
         if not host.mounts_under(self.state):
             shutil.rmtree(self.state, ignore_errors=True)
@@ -138,14 +129,6 @@ class ReferenceRuntimeTestbed:
             else:
                 stop_daemon(self.proc)
             self.proc = None
-
-    def _remove_pods(self) -> list[str]:
-        try:
-            with RuntimeClient.connect(self.endpoint, timeout=5.0) as client:
-                sandboxes = client.list_pod_sandbox(pb.ListPodSandboxRequest()).items
-                return [problem for sandbox in sandboxes for problem in remove_pod(client, sandbox.id)]
-        except (EndpointError, CRIError) as exc:
-            return [f"removing pods: {exc}"]
 
     def _answers(self) -> bool:
         if not self.socket.exists():

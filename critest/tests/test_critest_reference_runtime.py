@@ -18,7 +18,7 @@ pytestmark = pytest.mark.root
 
 # Why a spec may skip against our runtime on this kind of host; anything else is a finding.
 HOST_SKIP_REASONS = ("AppArmor is disabled", "does not report feature user_namespaces",
-                     "streaming client not implemented yet", "does not report feature recursive_read_only_mounts")
+                     "does not report feature recursive_read_only_mounts")
 
 
 def test_critest_passes_against_the_reference_runtime(reference_runtime_testbed: ReferenceRuntimeTestbed,

@@ -7,10 +7,13 @@ import os
 from pathlib import Path
 from types import ModuleType
 
+import grpc
 import pytest
 
 from cri_api import pb
+from cri_api.errors import CRIError
 from critest import framework as fw
+from critest.testbed import host
 
 IPCS_OUTPUT = """
 ------ Shared Memory Segments --------
@@ -101,12 +104,12 @@ def test_unmount_tree_removes_stacked_and_nested_mounts(tmp_path: Path) -> None:
         fw.set_mount_propagation(source, fw.MS_SHARED)
         fw.host_mount("none", source / "inner", "tmpfs")
         fw.host_mount("none", source / "inner", "tmpfs")
-        assert len(fw.mount_points_under(tmp_path)) == 3
+        assert len(host.mounts_under(tmp_path)) == 3
         with pytest.raises(OSError, match="still mounted"):
             fw.remove_host_dir(tmp_path)
     finally:
         fw.unmount_tree(tmp_path)
-    assert fw.mount_points_under(tmp_path) == []
+    assert host.mounts_under(tmp_path) == []
     fw.remove_host_dir(tmp_path)
     assert not tmp_path.exists()
 
@@ -120,3 +123,26 @@ def test_a_handler_limitation_applies_to_its_handler_and_runtime_only() -> None:
     assert not handlers.RUNSC_SETUID.applies_to("runc", ours) and not handlers.RUNSC_SETUID.applies_to("", ours)
     assert handlers.RUNSC_POD_PID.applies_to("runsc", ours)
     assert not handlers.RUNSC_POD_PID.applies_to("runsc", containerd)
+
+
+def test_cleanup_reports_failures_but_not_what_is_already_gone() -> None:
+    def fail(code: grpc.StatusCode) -> None:
+        raise CRIError("/runtime.v1.RuntimeService/RemoveContainer", code, "details")
+
+    cleanup = fw.Cleanup()
+    cleanup.add("removing gone", lambda: fail(grpc.StatusCode.NOT_FOUND))
+    cleanup.add("removing stuck", lambda: fail(grpc.StatusCode.UNKNOWN))
+    cleanup.add("removing dir", lambda: Path("/nonexistent/critest").rmdir())
+    problems = cleanup.run()
+    assert [problem.split(":")[0] for problem in problems] == ["removing dir", "removing stuck"]
+
+
+def test_mounts_under_takes_escaped_paths_but_not_a_sibling_with_the_same_prefix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "mountinfo").write_text(
+        "36 25 0:32 / /x/sandboxes rw - tmpfs tmpfs rw\n"
+        "37 25 0:33 / /x/sandboxes2 rw - tmpfs tmpfs rw\n"
+        "38 36 0:34 / /x/sandboxes/with\\040space rw - tmpfs tmpfs rw\n")
+    monkeypatch.setattr(host, "PROC", tmp_path)
+    assert host.mounts_under(Path("/x/sandboxes")) == ["/x/sandboxes/with space", "/x/sandboxes"]

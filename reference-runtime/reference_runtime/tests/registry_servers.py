@@ -13,7 +13,6 @@ import hashlib
 import ipaddress
 import json
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -31,8 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from critest.testbed.process import free_tcp_port, start_daemon, stop_daemon, wait_until
-from critest.testbed.registry import REGISTRY_BINARY
+from critest.testbed.registry import LocalRegistry
 
 # --------------------------------------------------------------------------- certificates
 
@@ -111,7 +109,7 @@ def htpasswd_line(username: str, password: str) -> str:
 # --------------------------------------------------------------------------- docker-registry
 
 
-class RegistryServer:
+class RegistryServer(LocalRegistry):
     """A ``docker-registry`` on 127.0.0.1 serving ``storage_root`` read-only, with optional TLS and auth.
 
     ``auth`` is the ``auth:`` section of distribution's configuration; ``tls`` the server key pair;
@@ -120,25 +118,15 @@ class RegistryServer:
 
     def __init__(self, workdir: Path, storage_root: Path, *, auth: dict[str, Any] | None = None,
                  tls: KeyPair | None = None, client_ca: Path | None = None) -> None:
-        self.workdir = workdir
+        super().__init__(workdir)
         self.storage_root = storage_root
         self.auth = auth
         self.tls = tls
         self.client_ca = client_ca
-        self.port = free_tcp_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.address}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "registry.log"
 
     def config(self) -> dict[str, Any]:
         http: dict[str, Any] = {"addr": self.address, "secret": "reference-runtime-tests"}
@@ -159,32 +147,16 @@ class RegistryServer:
             config["auth"] = self.auth
         return config
 
-    def start(self) -> RegistryServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config_path = self.workdir / "config.yml"
-        config_path.write_text(yaml.safe_dump(self.config()))
-        self.proc = start_daemon([REGISTRY_BINARY, "serve", str(config_path)], self.log_path)
-        wait_until(self._listening, self.proc, f"docker-registry on {self.address}", self.log_path)
-        return self
+    def config_text(self) -> str:
+        return yaml.safe_dump(self.config())
 
-    def _listening(self) -> bool:
+    def ready(self) -> bool:
+        # Listening is enough: with auth or client certificates, /v2/ does not answer 200.
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                 return True
         except OSError:
             return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_daemon(self.proc)
-            self.proc = None
-
-    def __enter__(self) -> RegistryServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 # --------------------------------------------------------------------------- small HTTP servers
 

@@ -19,6 +19,7 @@ from cri_api import pb
 from cri_api.client import ImageClient, RuntimeClient
 from cri_api.errors import CRIError
 from critest.images.catalog import BUSYBOX
+from critest.testbed.host import mounts_under
 from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
 
 pytestmark = pytest.mark.root
@@ -54,11 +55,6 @@ def executable(path: Path, text: str) -> Path:
 def netns_count(testbed: ReferenceRuntimeTestbed) -> int:
     netns = testbed.state / "netns"
     return len(list(netns.iterdir())) if netns.is_dir() else 0
-
-
-def mounts_under(path: Path) -> list[str]:
-    with open("/proc/self/mountinfo") as mountinfo:
-        return [line.split()[4] for line in mountinfo if line.split()[4].startswith(str(path))]
 
 
 def assert_nothing_left(client: RuntimeClient, testbed: ReferenceRuntimeTestbed) -> None:
