@@ -13,18 +13,18 @@ import importlib
 import os
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any, NamedTuple, NoReturn
+from typing import NamedTuple, NoReturn
 
 import click
 from click.shell_completion import CompletionItem
 
 from cri_api.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, DEFAULT_TIMEOUT_SECONDS
 from cri_api.endpoint import DEFAULT_RUNTIME_ENDPOINTS, IMAGE_ENDPOINT_ENV, RUNTIME_ENDPOINT_ENV
-from crictl.options import duration
+from crictl.options import Decorator, duration, option_group
 
 CLIENT_VERSION = "0.1.0"
 APP_USAGE = "client for CRI"
+# Set on the root group only: every command's context inherits it from there.
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 # What a shell reports for a process that Ctrl-C ended (128 + SIGINT).
 INTERRUPTED_EXIT_CODE = 130
@@ -134,12 +134,10 @@ class CrictlGroup(click.Group):
 
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
         # click's own version would import every command's module to read its summary.
-        names = [CompletionItem(name, help=entry.summary)
-                 for entry in COMMANDS for name in entry.names if name.startswith(incomplete)]
-        return names + click.Command.shell_complete(self, ctx, incomplete)
+        return complete_command_names(ctx, None, incomplete) + click.Command.shell_complete(self, ctx, incomplete)
 
 
-def complete_command_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def complete_command_names(ctx: click.Context, param: click.Parameter | None, incomplete: str) -> list[CompletionItem]:
     """Shell completion for an argument that names a crictl command."""
     return [CompletionItem(name, help=entry.summary)
             for entry in COMMANDS for name in entry.names if name.startswith(incomplete)]
@@ -151,7 +149,7 @@ class NoHelpTopic(click.ClickException):
     exit_code = 3
 
 
-@click.command("help", context_settings=HELP_OPTIONS)
+@click.command("help")
 @click.argument("command", required=False, shell_complete=complete_command_names)
 @click.pass_context
 def help_command(ctx: click.Context, command: str | None) -> None:
@@ -205,9 +203,8 @@ RUNTIME_ENDPOINT_HELP = (
     "Endpoint of CRI container runtime service (default: uses in order the first successful one of "
     f"[{' '.join(DEFAULT_RUNTIME_ENDPOINTS)}]). Default is now deprecated and the endpoint should be set instead."
 )
-GlobalOption = Callable[[Callable[..., Any]], Callable[..., Any]]
 # Sorted by long name, as upstream lists them.
-GLOBAL_OPTIONS: list[GlobalOption] = [
+GLOBAL_OPTIONS: list[Decorator] = [
     click.option("-c", "--config", envvar=CONFIG_ENV, show_envvar=True, metavar="FILE", type=click.Path(dir_okay=False),
                  help="Location of the client config file. If not specified and the default does not exist, "
                       f"the program's directory is searched as well (default: {DEFAULT_CONFIG_PATH})"),
@@ -236,16 +233,9 @@ GLOBAL_OPTIONS: list[GlobalOption] = [
 ]
 
 
-def with_global_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    # click lists options in the order the decorators run, which is bottom-up.
-    for option in reversed(GLOBAL_OPTIONS):
-        function = option(function)
-    return function
-
-
 @click.group("crictl", cls=CrictlGroup, help=APP_USAGE, invoke_without_command=True, context_settings=HELP_OPTIONS,
              options_metavar="[global options]", subcommand_metavar="command [command options]")
-@with_global_options
+@option_group(*GLOBAL_OPTIONS)
 @click.pass_context
 def crictl(ctx: click.Context, config: str | None, debug: bool, enable_tracing: bool, image_endpoint: str | None,
            max_retries: int, profile_cpu: str | None, profile_mem: str | None, runtime_endpoint: str | None,

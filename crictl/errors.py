@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
 from cri_api.config import ConfigError
@@ -28,3 +30,10 @@ def explain(exc: Exception, doing: str) -> CrictlError:
     if isinstance(exc, ConfigError):
         return CrictlError(str(exc))
     raise TypeError(f"unexpected error type {type(exc).__name__}") from exc
+
+
+def aggregate(errors: Sequence[CrictlError]) -> CrictlError:
+    """One error for several failures, listed in brackets as upstream's aggregate error does."""
+    if len(errors) == 1:
+        return errors[0]
+    return CrictlError("[" + ", ".join(error.message for error in errors) + "]")

@@ -12,7 +12,7 @@ import click
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from cri_api import pb
-from crictl.options import COMMAND_SETTINGS, show_help_and_exit
+from crictl.options import show_help_and_exit
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SUBCOMMAND_NAMES = ("jsonschema", "js")
@@ -87,8 +87,7 @@ CONTAINER_SCHEMA_HELP = ("Print the container JSON schema, which will be generat
 def pod_schema_command() -> click.Command:
     """``jsonschema`` printing the schema of a pod config, as ``runp`` and ``pull`` have it."""
 
-    @click.command("jsonschema", context_settings=COMMAND_SETTINGS,
-                   short_help="Display the JSON schema for the pod-config.json")
+    @click.command("jsonschema", short_help="Display the JSON schema for the pod-config.json")
     def pod_schema() -> None:
         """Display the JSON schema for the pod-config.json.
 
@@ -102,8 +101,7 @@ def pod_schema_command() -> click.Command:
 def pod_or_container_schema_command() -> click.Command:
     """``jsonschema`` printing the pod and/or container config schema, as ``create`` and ``run`` have it."""
 
-    @click.command("jsonschema", context_settings=COMMAND_SETTINGS,
-                   short_help="Display the JSON schema for the pod or container config")
+    @click.command("jsonschema", short_help="Display the JSON schema for the pod or container config")
     @click.option("-p", "--pod", is_flag=True, help=POD_SCHEMA_HELP)
     @click.option("-c", "--container", is_flag=True, help=CONTAINER_SCHEMA_HELP)
     @click.pass_context

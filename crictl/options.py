@@ -1,13 +1,27 @@
-"""Click option callbacks several commands share."""
+"""Click option helpers several commands share."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from cri_api.config import parse_duration
 
-# Upstream's commands accept combined short flags (-af) and print help for -h as well as --help.
-COMMAND_SETTINGS = {"help_option_names": ["-h", "--help"]}
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def option_group(*decorators: Decorator) -> Decorator:
+    """One decorator applying ``decorators``, whose options click then lists in the order given."""
+
+    def apply(function: Callable[..., Any]) -> Callable[..., Any]:
+        # click lists options in the order the decorators run, which is bottom-up.
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
 
 
 def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:

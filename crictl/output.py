@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -25,11 +25,8 @@ GO_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
 # Upstream aligns tables with text/tabwriter(minwidth 20, tabwidth 1, padding 3, padchar ' ').
 TABLE_MIN_WIDTH = 20
 TABLE_PADDING = 3
-
-
-def output_choice(*formats: str) -> click.Choice:
-    """A ``-o`` value restricted to ``formats``; a wrong one is a usage error (exit 2)."""
-    return click.Choice(formats)
+CLEAR_SCREEN = "\033[2J\033[H"
+WATCH_INTERVAL_SECONDS = 0.5
 
 
 def template_option(func: click.decorators.FC) -> click.decorators.FC:
@@ -146,30 +143,34 @@ def go_json_escape(text: str) -> str:
 
 def rfc3339_nano(nanoseconds: int) -> str:
     """A Unix time in nanoseconds as Go's RFC3339Nano in local time (trailing zeros of the fraction dropped)."""
-    seconds, fraction = divmod(nanoseconds, 1_000_000_000)
-    local = time.localtime(seconds)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", local)
-    if fraction:
-        text += "." + f"{fraction:09d}".rstrip("0")
+    text, local = _local_time(nanoseconds, "T")
     offset = local.tm_gmtoff or 0
     if offset == 0:
         return text + "Z"
-    sign = "+" if offset > 0 else "-"
-    hours, minutes = divmod(abs(offset) // 60, 60)
-    return f"{text}{sign}{hours:02d}:{minutes:02d}"
+    return text + _zone_offset(offset, ":")
 
 
 def go_time(nanoseconds: int) -> str:
     """A Unix time in nanoseconds the way Go's ``time.Time`` prints itself (local zone)."""
+    text, local = _local_time(nanoseconds, " ")
+    return f"{text} {_zone_offset(local.tm_gmtoff or 0, '')} {local.tm_zone}"
+
+
+def _local_time(nanoseconds: int, separator: str) -> tuple[str, time.struct_time]:
+    """Local date and time to the nanosecond (trailing zeros of the fraction dropped), and its struct_time."""
     seconds, fraction = divmod(nanoseconds, 1_000_000_000)
     local = time.localtime(seconds)
-    text = time.strftime("%Y-%m-%d %H:%M:%S", local)
+    text = time.strftime(f"%Y-%m-%d{separator}%H:%M:%S", local)
     if fraction:
         text += "." + f"{fraction:09d}".rstrip("0")
-    offset = local.tm_gmtoff or 0
+    return text, local
+
+
+def _zone_offset(offset: int, separator: str) -> str:
+    """A UTC offset in seconds as ``+hh<separator>mm``."""
     sign = "+" if offset >= 0 else "-"
     hours, minutes = divmod(abs(offset) // 60, 60)
-    return f"{text} {sign}{hours:02d}{minutes:02d} {local.tm_zone}"
+    return f"{sign}{hours:02d}{separator}{minutes:02d}"
 
 
 def truncate_id(identifier: str, prefix: str = "") -> str:
@@ -250,3 +251,26 @@ def echo_table(rows: Sequence[Sequence[str]]) -> None:
     """Print an aligned table (nothing at all for no rows)."""
     if rows:
         click.echo(render_table(rows))
+
+
+def sorted_map_lines(title: str, values: Mapping[str, str]) -> list[str]:
+    """``Labels:`` or ``Annotations:`` followed by tab-indented ``key -> value`` lines."""
+    return [f"{title}:"] + [f"\t{key} -> {values[key]}" for key in sorted(values)]
+
+
+def go_map(values: Mapping[str, str]) -> str:
+    """A string map as Go's ``%v`` prints it: ``map[k1:v1 k2:v2]``."""
+    return "map[" + " ".join(f"{key}:{values[key]}" for key in sorted(values)) + "]"
+
+
+def repeat(show: Callable[[], None], watch: bool) -> None:
+    """Show once; with ``watch``, every half second until Ctrl-C, which ends the command successfully."""
+    if not watch:
+        show()
+        return
+    try:
+        while True:
+            time.sleep(WATCH_INTERVAL_SECONDS)
+            show()
+    except KeyboardInterrupt:
+        pass

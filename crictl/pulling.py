@@ -8,29 +8,21 @@ from cri_api import pb
 from cri_api.client import ImageClient
 from crictl.context import doing
 from crictl.errors import CrictlError
+from crictl.options import duration, option_group
 
-
-def pull_options(func: click.decorators.FC) -> click.decorators.FC:
-    """The credential and timeout flags every pulling command takes."""
-    from crictl.options import duration
-
-    decorators = [
-        click.option("--creds", envvar="CRICTL_CREDS", metavar="USERNAME[:PASSWORD]",
-                     help="Use USERNAME[:PASSWORD] for accessing the registry [$CRICTL_CREDS]"),
-        click.option("--auth", envvar="CRICTL_AUTH", metavar="AUTH_STRING",
-                     help="Use AUTH_STRING for accessing the registry. AUTH_STRING is a base64 encoded "
-                          "'USERNAME[:PASSWORD]' [$CRICTL_AUTH]"),
-        click.option("-u", "--username", metavar="USERNAME",
-                     help="Use USERNAME for accessing the registry. "
-                          "The password will be requested on the command line"),
-        click.option("--pull-timeout", "--pt", "pull_timeout", envvar="CRICTL_PULL_TIMEOUT", callback=duration,
-                     metavar="DURATION",
-                     help="Maximum time to be used for pulling the image, disabled if set to 0s "
-                          "[$CRICTL_PULL_TIMEOUT]"),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+# The credential and timeout flags every pulling command takes.
+pull_options = option_group(
+    click.option("--creds", envvar="CRICTL_CREDS", metavar="USERNAME[:PASSWORD]",
+                 help="Use USERNAME[:PASSWORD] for accessing the registry [$CRICTL_CREDS]"),
+    click.option("--auth", envvar="CRICTL_AUTH", metavar="AUTH_STRING",
+                 help="Use AUTH_STRING for accessing the registry. AUTH_STRING is a base64 encoded "
+                      "'USERNAME[:PASSWORD]' [$CRICTL_AUTH]"),
+    click.option("-u", "--username", metavar="USERNAME",
+                 help="Use USERNAME for accessing the registry. The password will be requested on the command line"),
+    click.option("--pull-timeout", "--pt", "pull_timeout", envvar="CRICTL_PULL_TIMEOUT", callback=duration,
+                 metavar="DURATION",
+                 help="Maximum time to be used for pulling the image, disabled if set to 0s [$CRICTL_PULL_TIMEOUT]"),
+)
 
 
 def parse_creds(creds: str) -> tuple[str, str]:

@@ -26,10 +26,6 @@ __all__ = ["PortForwarder", "StreamingCancelled", "StreamingError", "TLSSettings
 class StreamingCancelled(StreamingError):
     """The caller cancelled an exec session before the command finished."""
 
-JOIN_SECONDS = 5.0
-INPUT_JOIN_SECONDS = 0.2
-TRANSPORTS = ("spdy", "websocket")
-
 
 def exec_stream(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, stderr: BinaryIO | None,
                 tty: bool = False, resize: p.Resize | None = None, *, transport: str = "spdy",
@@ -64,14 +60,18 @@ def attach_stream(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, std
 
 
 def port_forward(url: str, ports: list[tuple[int, int]], *, transport: str = "spdy",
-                 tls: TLSSettings | None = None, timeout: float = 30.0) -> PortForwarder:
+                 tls: TLSSettings | None = None, timeout: float = 30.0,
+                 on_connection: Callable[[int], None] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> PortForwarder:
     """Listen on 127.0.0.1 for each (local, remote) pair (local 0 picks a free port) and forward.
 
-    Use the result as a context manager; ``local_ports`` lists the ports actually bound.
+    Use the result as a context manager; ``local_ports`` lists the ports actually bound. ``on_connection``
+    and ``on_error`` are PortForwarder's: told of each accepted connection and each connection's failure.
     """
-    if transport not in TRANSPORTS:
-        raise ValueError(f"unknown transport {transport!r}; choose one of {TRANSPORTS}")
-    forwarder = PortForwarder(url, ports, tls=tls, timeout=timeout, websocket=transport == "websocket")
+    if transport not in p.TRANSPORTS:
+        raise ValueError(f"unknown transport {transport!r}; choose one of {p.TRANSPORTS}")
+    forwarder = PortForwarder(url, ports, tls=tls, timeout=timeout, websocket=transport == "websocket",
+                              on_connection=on_connection, on_error=on_error)
     forwarder.start()
     return forwarder
 
@@ -86,7 +86,7 @@ def _run(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, stderr: Bina
 
         return run_websocket(url, stdin, stdout, stderr, tty, resize, tls, timeout, cancel)
     if transport != "spdy":
-        raise ValueError(f"unknown transport {transport!r}; choose one of {TRANSPORTS}")
+        raise ValueError(f"unknown transport {transport!r}; choose one of {p.TRANSPORTS}")
     return _SpdySession(url, tls, timeout).run(stdin, stdout, stderr, tty, resize, cancel)
 
 
@@ -121,11 +121,11 @@ class _Pumps:
             self.changed.wait(0.5)
             self.changed.clear()
 
-    def join_all(self, seconds: float = JOIN_SECONDS) -> None:
+    def join_all(self, seconds: float = p.JOIN_SECONDS) -> None:
         """Join the pumps; input pumps (daemons) may sit in the caller's blocking read, so only briefly."""
         self.stop.set()
         for thread in self.threads:
-            thread.join(INPUT_JOIN_SECONDS if thread.daemon else seconds)
+            thread.join(p.INPUT_JOIN_SECONDS if thread.daemon else seconds)
 
 
 def copy_out(read: Callable[[], bytes], sink: BinaryIO) -> None:

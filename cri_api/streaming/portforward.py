@@ -4,6 +4,7 @@ Each accepted connection gets a pair of streams, ``error`` then ``data``, both c
 ``port`` and a per-connection ``requestID`` so the server can pair them. The client never writes to
 the error stream, so it half-closes it at once; the server writes a message there if it could not
 reach the port. Either end's EOF ends the pair, and nothing a connection used outlives it.
+Those messages, and failures to set a pair up, go to ``errors`` as ``<local port> -> <remote port>: <message>``.
 """
 
 from __future__ import annotations
@@ -19,20 +20,26 @@ from cri_api.streaming import protocol as p
 from cri_api.streaming.spdy import SpdyConnection, SpdyStream, SpdyStreamError
 from cri_api.streaming.upgrade import StreamingError, TLSSettings, upgrade_spdy
 
-READ_CHUNK = 32 * 1024
 REMOTE_DRAIN_SECONDS = 10.0
 
 
 class PortForwarder:
-    """Listeners on 127.0.0.1 forwarding to a pod's ports until ``close``."""
+    """Listeners on 127.0.0.1 forwarding to a pod's ports until ``close``.
+
+    ``on_connection`` is called with the local port of each accepted connection, ``on_error`` with each
+    failure as it is added to ``errors``; both from worker threads.
+    """
 
     def __init__(self, url: str, ports: list[tuple[int, int]], *, tls: TLSSettings | None = None,
-                 timeout: float = 30.0, websocket: bool = False) -> None:
+                 timeout: float = 30.0, websocket: bool = False, on_connection: Callable[[int], None] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.url = url
         self.ports = ports
         self.tls = tls
         self.timeout = timeout
         self.websocket = websocket
+        self.on_connection = on_connection
+        self.on_error = on_error
         self.local_ports: list[int] = []
         self.errors: list[str] = []
         self._listeners: list[socket.socket] = []
@@ -101,6 +108,7 @@ class PortForwarder:
         return thread
 
     def _accept_loop(self, listener: socket.socket, remote: int) -> None:
+        local = listener.getsockname()[1]
         while not self._stop.is_set():
             try:
                 client, _ = listener.accept()
@@ -108,20 +116,29 @@ class PortForwarder:
                 return
             with self._lock:
                 self._clients.add(client)
-            self._spawn(f"conn-{remote}", self._handle, client, remote)
+            self._spawn(f"conn-{remote}", self._handle, client, local, remote)
 
-    def _handle(self, client: socket.socket, remote: int) -> None:
+    def _report(self, error: str) -> None:
+        self.errors.append(error)
+        if self.on_error is not None:
+            self.on_error(error)
+
+    def _handle(self, client: socket.socket, local: int, remote: int) -> None:
         streams: list[SpdyStream] = []
+        if self.on_connection is not None:
+            self.on_connection(local)
         try:
             assert self.connection is not None
             streams = self._open_pair(remote)
             error_stream, data_stream = streams
-            self._spawn(f"error-{remote}", self._watch_errors, error_stream, client, remote)
+            watcher = self._spawn(f"error-{remote}", self._watch_errors, error_stream, client, f"{local} -> {remote}")
             to_local = self._spawn(f"down-{remote}", self._copy_down, data_stream, client)
             self._copy_up(client, data_stream)
             to_local.join(REMOTE_DRAIN_SECONDS)
+            # The server may end the data stream before it writes the error: wait for that, as client-go does.
+            watcher.join(REMOTE_DRAIN_SECONDS)
         except (OSError, TimeoutError) as exc:
-            self.errors.append(f"port {remote}: {exc}")
+            self._report(f"{local} -> {remote}: {exc}")
         finally:
             for stream in streams:
                 if not stream.done:
@@ -144,18 +161,18 @@ class PortForwarder:
                 stream.close()
         return pair
 
-    def _watch_errors(self, stream: SpdyStream, client: socket.socket, remote: int) -> None:
+    def _watch_errors(self, stream: SpdyStream, client: socket.socket, ports: str) -> None:
         with contextlib.suppress(SpdyStreamError):
             message = stream.read_all().decode("utf-8", "replace").strip()
             if message:
-                self.errors.append(f"port {remote}: {message}")
+                self._report(f"{ports}: {message}")
                 with contextlib.suppress(OSError):
                     client.shutdown(socket.SHUT_RDWR)
 
     @staticmethod
     def _copy_up(client: socket.socket, stream: SpdyStream) -> None:
         with contextlib.suppress(OSError):
-            while chunk := client.recv(READ_CHUNK):
+            while chunk := client.recv(p.READ_CHUNK):
                 stream.write(chunk)
         with contextlib.suppress(OSError):
             stream.close()

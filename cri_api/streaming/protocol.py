@@ -25,6 +25,10 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, DATA = "stdin", "stdout", "stderr", "error
 CHANNELS = {STDIN: 0, STDOUT: 1, STDERR: 2, ERROR: 3, RESIZE: 4}
 CLOSE_CHANNEL = 255
 READ_CHUNK = 32 * 1024
+TRANSPORTS = ("spdy", "websocket")
+# How long closing a session waits for its output pumps, and for input pumps that may sit in a caller's read.
+JOIN_SECONDS = 5.0
+INPUT_JOIN_SECONDS = 0.2
 
 Resize = Iterable[tuple[int, int]] | Queue[tuple[int, int] | None]
 

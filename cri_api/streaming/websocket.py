@@ -21,9 +21,6 @@ from cri_api.streaming.upgrade import StreamingError, TLSSettings
 
 WEBSOCKET_PROTOCOLS = [p.V5, p.V4]
 TUNNEL_PROTOCOL = "SPDY/3.1+" + p.PORT_FORWARD_PROTOCOL
-READ_CHUNK = 32 * 1024
-JOIN_SECONDS = 5.0
-INPUT_JOIN_SECONDS = 0.2
 
 
 def websocket_url(url: str) -> str:
@@ -36,8 +33,8 @@ def websocket_url(url: str) -> str:
 
 def _sslopt(tls: TLSSettings | None) -> dict[str, Any]:
     settings = tls or TLSSettings()
-    return {"context": settings.context(), "server_hostname": settings.server_name,
-            "check_hostname": settings.context().check_hostname}
+    context = settings.context()
+    return {"context": context, "server_hostname": settings.server_name, "check_hostname": context.check_hostname}
 
 
 def open_websocket(url: str, protocols: list[str], tls: TLSSettings | None, timeout: float) -> websocket.WebSocket:
@@ -83,7 +80,7 @@ def run_websocket(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, std
         stop.set()
         _close(ws)
         for writer in writers:  # they may sit in the caller's blocking stdin read: do not wait long
-            writer.join(INPUT_JOIN_SECONDS)
+            writer.join(p.INPUT_JOIN_SECONDS)
     if failure:
         raise failure[0]
     return chosen, bytes(error_payload)
@@ -173,7 +170,7 @@ def tunnel_spdy(url: str, tls: TLSSettings | None, timeout: float) -> tuple[sock
 
     def upstream() -> None:
         with contextlib.suppress(OSError, websocket.WebSocketException):
-            while chunk := theirs.recv(READ_CHUNK):
+            while chunk := theirs.recv(p.READ_CHUNK):
                 ws.send_bytes(chunk)
         _close(ws)
 
@@ -195,7 +192,7 @@ def tunnel_spdy(url: str, tls: TLSSettings | None, timeout: float) -> tuple[sock
 
     def closer() -> None:
         up.join()
-        down.join(JOIN_SECONDS)
+        down.join(p.JOIN_SECONDS)
         theirs.close()
 
     threading.Thread(target=closer, name="cri-ws-tunnel-close", daemon=True).start()

@@ -10,13 +10,12 @@ from cri_api import pb
 from crictl.commands.container import resolve_container_ids
 from crictl.context import Settings, doing, pass_settings
 from crictl.errors import CrictlError
-from crictl.options import COMMAND_SETTINGS
 
 MISSING_EXPORT = ("cannot checkpoint a container without specifying the checkpoint destination. "
                   "Use --export=/path/to/checkpoint.tar")
 
 
-@click.command("checkpoint", context_settings=COMMAND_SETTINGS)
+@click.command("checkpoint")
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
 @click.option("-e", "--export", "export_path", metavar="PATH",
               help="Specify the name of the tar archive (/path/to/checkpoint.tar) used to export the checkpoint "

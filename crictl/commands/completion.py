@@ -11,7 +11,7 @@ import click
 from click.shell_completion import CompletionItem, get_completion_class
 
 from crictl.errors import CrictlError
-from crictl.options import COMMAND_SETTINGS, show_help_and_exit
+from crictl.options import show_help_and_exit
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_CRICTL_COMPLETE"
@@ -31,7 +31,7 @@ def completion_script(root: click.Context, shell: str) -> str:
     return completion_class(root.command, {}, prog_name, COMPLETE_VAR).source()
 
 
-@click.command("completion", context_settings=COMMAND_SETTINGS)
+@click.command("completion")
 @click.argument("shell", nargs=-1, metavar="SHELL", shell_complete=complete_shell)
 @click.pass_context
 def completion_command(ctx: click.Context, shell: tuple[str, ...]) -> None:

@@ -18,13 +18,11 @@ from cri_api.config import (
     write_config,
 )
 from crictl.errors import CrictlError, explain
-from crictl.options import COMMAND_SETTINGS, show_help_and_exit
-from crictl.output import echo_table
-
-CLEAR_SCREEN = "\033[2J\033[H"
+from crictl.options import show_help_and_exit
+from crictl.output import CLEAR_SCREEN, echo_table
 
 
-@click.command("config", context_settings=COMMAND_SETTINGS)
+@click.command("config")
 @click.argument("legacy", metavar="[KEY VALUE]", nargs=-1)
 @click.option("--get", "get_key", metavar="KEY", help="Show the option value")
 @click.option("--set", "set_values", metavar="KEY=VALUE[,KEY=VALUE...]", multiple=True,

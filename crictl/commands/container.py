@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,12 +13,13 @@ import click
 
 from cri_api import pb
 from cri_api.client import ImageClient, RuntimeClient
-from crictl.commands.sandbox import aggregate, go_map, load_pod_config, resolve_pod_ids, sorted_map_lines
+from crictl.commands.image import image_ids_of, image_status
+from crictl.commands.sandbox import load_pod_config, resolve_pod_ids
 from crictl.context import Settings, doing
-from crictl.errors import CrictlError
+from crictl.errors import CrictlError, aggregate
 from crictl.jsonschema import WithJsonSchema, pod_or_container_schema_command
 from crictl.lookup import load_config_file, matches_regex, parse_labels, resolve_ids
-from crictl.options import COMMAND_SETTINGS, duration, show_help_and_exit
+from crictl.options import Decorator, duration, option_group, show_help_and_exit
 from crictl.output import (
     OUTPUT_GO_TEMPLATE,
     OUTPUT_JSON,
@@ -28,9 +29,10 @@ from crictl.output import (
     echo_proto,
     echo_status_entries,
     echo_table,
-    output_choice,
+    go_map,
     proto_to_dict,
     rfc3339_nano,
+    sorted_map_lines,
     status_entry,
     template_option,
     truncate_id,
@@ -104,13 +106,6 @@ def label_or_unknown(labels: Any, key: str) -> str:
     return str(labels[key]) if key in labels else "unknown"
 
 
-def image_id_of(images: ImageClient, image: str) -> str | None:
-    """The ID of the image a reference names, or None when the runtime does not have it."""
-    with doing(f"image status for {image!r}"):
-        response = images.image_status(pb.ImageStatusRequest(image=pb.ImageSpec(image=image)))
-    return response.image.id if response.HasField("image") else None
-
-
 def list_containers(settings: Settings, container_filter: ContainerFilter) -> list[pb.Container]:
     """The containers matching ``container_filter``, newest first."""
     runtime = settings.runtime()
@@ -124,19 +119,20 @@ def list_containers(settings: Settings, container_filter: ContainerFilter) -> li
     image_ids: dict[str, str | None] = {}
     if container_filter.image:
         # As upstream: the filter and each container's image are compared by the ID the runtime reports.
-        for reference in {container_filter.image, *(c.image.image for c in containers)}:
-            image_ids[reference] = image_id_of(settings.image(), reference)
+        references = [container_filter.image, *(c.image.image for c in containers)]
+        image_ids = image_ids_of(settings.image(), references)
     return container_filter.select(containers, image_ids)
+
+
+def all_container_ids(runtime: RuntimeClient) -> list[str]:
+    """The ID of every container, in any state."""
+    with doing("listing containers"):
+        return [c.id for c in runtime.list_containers(pb.ListContainersRequest()).containers]
 
 
 def resolve_container_ids(runtime: RuntimeClient, ids: Sequence[str]) -> list[str]:
     """Full container IDs for the given IDs or unique prefixes."""
-
-    def all_ids() -> list[str]:
-        with doing("listing containers"):
-            return [c.id for c in runtime.list_containers(pb.ListContainersRequest()).containers]
-
-    return resolve_ids(ids, all_ids, "container")
+    return resolve_ids(ids, lambda: all_container_ids(runtime), "container")
 
 
 def container_state_name(state: int) -> str:
@@ -152,9 +148,7 @@ def short_image(image: str) -> str:
 
 def repo_image(images: ImageClient, image: str) -> str:
     """The first repo tag of an image, for ``ps -r``; the reference itself when it has none."""
-    with doing(f"image status for {image!r}"):
-        response = images.image_status(pb.ImageStatusRequest(image=pb.ImageSpec(image=image)))
-    tags = response.image.repo_tags
+    tags = image_status(images, image).image.repo_tags
     return str(tags[0]) if tags else image
 
 
@@ -186,32 +180,27 @@ def verbose_container_lines(container: pb.Container) -> list[str]:
     return [*lines, ""]
 
 
-def filter_options(func: click.decorators.FC) -> click.decorators.FC:
-    """The selection flags ``ps`` and ``inspect`` share."""
-    decorators = [
-        click.option("--name", help="Filter by container name regular expression pattern"),
-        click.option("--namespace", help="Filter by pod namespace regular expression pattern"),
-        click.option("-p", "--pod", "pod_id", default="", help="Filter by pod id"),
-        click.option("--image", help="Filter by container image"),
-        click.option("-s", "--state", help="Filter by container state"),
-        click.option("--label", multiple=True, help="Filter by key=value label"),
-        click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers"),
-        click.option("-l", "--latest", is_flag=True,
-                     help="Show the most recently created container (includes all states)"),
-        click.option("-n", "--last", type=int, default=0,
-                     help="Show last n recently created containers (includes all states). Set 0 for unlimited."),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+# The selection flags ``ps`` and ``inspect`` share.
+filter_options = option_group(
+    click.option("--name", help="Filter by container name regular expression pattern"),
+    click.option("--namespace", help="Filter by pod namespace regular expression pattern"),
+    click.option("-p", "--pod", "pod_id", default="", help="Filter by pod id"),
+    click.option("--image", help="Filter by container image"),
+    click.option("-s", "--state", help="Filter by container state"),
+    click.option("--label", multiple=True, help="Filter by key=value label"),
+    click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers"),
+    click.option("-l", "--latest", is_flag=True, help="Show the most recently created container (includes all states)"),
+    click.option("-n", "--last", type=int, default=0,
+                 help="Show last n recently created containers (includes all states). Set 0 for unlimited."),
+)
 
 
-@click.command("ps", context_settings=COMMAND_SETTINGS)
+@click.command("ps")
 @click.option("-v", "--verbose", is_flag=True, help="Show verbose information for containers")
 @click.option("--id", "container_id", default="", help="Filter by container id")
 @filter_options
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_TABLE,
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE]), default=OUTPUT_TABLE,
               show_default=True, help="Output format, One of: json|yaml|table")
 @click.option("--no-trunc", is_flag=True, help="Show output without truncating the ID")
 @click.option("-r", "--resolve-image-path", is_flag=True, help="Show image path instead of image id")
@@ -270,9 +259,9 @@ def container_status_lines(response: pb.ContainerStatusResponse, verbose: bool) 
     return lines
 
 
-@click.command("inspect", context_settings=COMMAND_SETTINGS)
+@click.command("inspect")
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE),
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE]),
               default=OUTPUT_JSON, show_default=True, help="Output format, One of: json|yaml|go-template|table")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
 @template_option
@@ -326,24 +315,15 @@ def images_to_pull(config: pb.ContainerConfig) -> list[str]:
     return [config.image.image] + [m.image.image for m in config.mounts if m.HasField("image") and m.image.image]
 
 
-def container_pull_options(no_pull_help: str,
-                           with_pull_help: str) -> Callable[[click.decorators.FC], click.decorators.FC]:
+def container_pull_options(no_pull_help: str, with_pull_help: str) -> Decorator:
     """``--no-pull``, ``--with-pull``, the pull flags and ``-T/--cancel-timeout``, for ``create`` and ``run``."""
-
-    def decorate(func: click.decorators.FC) -> click.decorators.FC:
-        decorators = [
-            click.option("--no-pull", is_flag=True, help=no_pull_help),
-            click.option("--with-pull", is_flag=True, help=with_pull_help),
-            pull_options,
-            click.option("-T", "--cancel-timeout", callback=duration, metavar="DURATION",
-                         help="Seconds to wait for a container create request to complete before cancelling "
-                              "the request"),
-        ]
-        for decorator in reversed(decorators):
-            func = decorator(func)
-        return func
-
-    return decorate
+    return option_group(
+        click.option("--no-pull", is_flag=True, help=no_pull_help),
+        click.option("--with-pull", is_flag=True, help=with_pull_help),
+        pull_options,
+        click.option("-T", "--cancel-timeout", callback=duration, metavar="DURATION",
+                     help="Seconds to wait for a container create request to complete before cancelling the request"),
+    )
 
 
 def pull_wanted(no_pull: bool, with_pull: bool, default: bool) -> bool:
@@ -376,8 +356,7 @@ def start_container(runtime: RuntimeClient, container_id: str) -> None:
         runtime.start_container(pb.StartContainerRequest(container_id=container_id))
 
 
-@click.command("create", cls=WithJsonSchema, schema=pod_or_container_schema_command(),
-               context_settings=COMMAND_SETTINGS)
+@click.command("create", cls=WithJsonSchema, schema=pod_or_container_schema_command())
 @click.argument("arguments", metavar="POD container-config.[json|yaml] pod-config.[json|yaml]", nargs=-1)
 @container_pull_options(
     "Do not pull the image on container creation (overrides pull-image-on-create=true in config)",
@@ -401,7 +380,7 @@ def create_command(ctx: click.Context, arguments: tuple[str, ...], no_pull: bool
     click.echo(create_container(runtime, pod_id, config, pod_config, cancel_timeout))
 
 
-@click.command("start", context_settings=COMMAND_SETTINGS)
+@click.command("start")
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
 @click.pass_obj
 def start_command(settings: Settings, container_ids: tuple[str, ...]) -> None:
@@ -422,7 +401,7 @@ def stop_container(settings: Settings, container_id: str, timeout: int) -> None:
     click.echo(container_id)
 
 
-@click.command("stop", context_settings=COMMAND_SETTINGS)
+@click.command("stop")
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
 @click.option("-t", "--timeout", type=int, default=0,
               help="Seconds to wait to kill the container after a graceful stop is requested")
@@ -475,7 +454,7 @@ def remove_container(settings: Settings, container_id: str, force: bool, keep_lo
         remove_log_files(status.log_path, container_id)
 
 
-@click.command("rm", context_settings=COMMAND_SETTINGS)
+@click.command("rm")
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
 @click.option("-f", "--force", is_flag=True, help="Force removal of the container, disregarding if running")
 @click.option("-k", "--keep-logs", is_flag=True, help="Preserve the container log file and its rotations")
@@ -489,8 +468,7 @@ def rm_command(ctx: click.Context, container_ids: tuple[str, ...], force: bool, 
     settings: Settings = ctx.obj
     runtime = settings.runtime()
     if remove_all:
-        with doing("listing containers"):
-            ids = [c.id for c in runtime.list_containers(pb.ListContainersRequest()).containers]
+        ids = all_container_ids(runtime)
         if not ids:
             click.echo("INFO No containers to remove", err=True)
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -10,7 +11,7 @@ import click
 from cri_api import pb
 from crictl.context import Settings, doing
 from crictl.errors import CrictlError
-from crictl.options import COMMAND_SETTINGS, show_help_and_exit
+from crictl.options import show_help_and_exit
 from crictl.output import OUTPUT_GO_TEMPLATE, OUTPUT_JSON, OUTPUT_YAML, echo_proto, proto_to_dict, template_option
 
 if TYPE_CHECKING:
@@ -28,13 +29,13 @@ def event_template(output: str, template: str) -> Template | None:
         return None
     if output != OUTPUT_GO_TEMPLATE:
         raise CrictlError(f"don't support {json.dumps(output)} format")
-    from crictl.gotemplate import TemplateError, parse
+    from crictl.gotemplate import DEFAULT_NAME, TemplateError, parse
 
     try:
-        parse(template, name="")  # upstream validates under an empty template name
+        parsed = parse(template, name="")  # upstream validates under an empty template name
     except TemplateError as exc:
         raise CrictlError(f"failed to parse go-template: {exc}") from None
-    return parse(template)
+    return replace(parsed, name=DEFAULT_NAME)  # and executes it under its usual one
 
 
 def echo_event(event: pb.ContainerEventResponse, output: str, template: Template | None) -> None:
@@ -50,7 +51,7 @@ def echo_event(event: pb.ContainerEventResponse, output: str, template: Template
         click.echo(f"failed to format container event with the error: failed to template data: {exc}")
 
 
-@click.command("events", context_settings=COMMAND_SETTINGS)
+@click.command("events")
 @click.argument("arguments", nargs=-1, metavar="")
 @click.option("-o", "--output", default=OUTPUT_JSON, show_default=True,
               help="Output format, One of: json|yaml|go-template")

@@ -23,14 +23,13 @@ from typing import Any, BinaryIO
 import click
 
 from cri_api import pb
+from cri_api.streaming.protocol import TRANSPORTS
 from crictl.commands.container import ContainerFilter, list_containers, resolve_container_ids
-from crictl.commands.sandbox import aggregate
 from crictl.context import Settings, doing, pass_settings
-from crictl.errors import CrictlError
+from crictl.errors import CrictlError, aggregate
 from crictl.lookup import parse_labels
-from crictl.options import show_help_and_exit
+from crictl.options import option_group, show_help_and_exit
 
-TRANSPORTS = ("spdy", "websocket")
 FILTER_PARAMETERS = ("name", "pod", "image", "state", "label", "latest", "last")
 IGNORE_ERRORS_WARNING = "The `--ignore-errors` option has been set all errors returned by the command will be ignored."
 
@@ -38,20 +37,16 @@ IGNORE_ERRORS_WARNING = "The `--ignore-errors` option has been set all errors re
 Outcome = tuple[str, int | CrictlError]
 
 
-def streaming_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The flags upstream's exec, attach and port-forward share: transport and TLS for the streaming URL."""
-    options = [
-        click.option("-r", "--transport", default="spdy", show_default=True, type=click.Choice(TRANSPORTS),
-                     help="Transport protocol to use, one of: spdy|websocket"),
-        click.option("--tls-sni", "--tls-server-name", "tls_sni", default="localhost", show_default=True,
-                     help="Server name used in the TLS client to check server certificates against"),
-        click.option("--tls-ca", "tls_ca", help="Path to the streaming TLS CA certificate"),
-        click.option("--tls-cert", "tls_cert", help="Path to the streaming TLS certificate"),
-        click.option("--tls-key", "tls_key", help="Path to the streaming TLS key"),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+# The flags upstream's exec, attach and port-forward share: transport and TLS for the streaming URL.
+streaming_options = option_group(
+    click.option("-r", "--transport", default="spdy", show_default=True, type=click.Choice(TRANSPORTS),
+                 help="Transport protocol to use, one of: spdy|websocket"),
+    click.option("--tls-sni", "--tls-server-name", "tls_sni", default="localhost", show_default=True,
+                 help="Server name used in the TLS client to check server certificates against"),
+    click.option("--tls-ca", "tls_ca", help="Path to the streaming TLS CA certificate"),
+    click.option("--tls-cert", "tls_cert", help="Path to the streaming TLS certificate"),
+    click.option("--tls-key", "tls_key", help="Path to the streaming TLS key"),
+)
 
 
 def tls_settings(ca: str | None, cert: str | None, key: str | None, server_name: str) -> Any:
@@ -113,8 +108,10 @@ class ExecOptions:
 def exec_sync(settings: Settings, options: ExecOptions, container_id: str) -> int:
     """ExecSync: the command's output once it has finished, and its exit code."""
     request = pb.ExecSyncRequest(container_id=container_id, cmd=options.command, timeout=options.timeout)
+    # As upstream: no deadline without an exec timeout, else the runtime gets the client timeout on top of it.
+    deadline = settings.timeout + options.timeout if options.timeout else 0
     with doing(f"running the command in container {container_id}"):
-        result = settings.runtime().exec_sync(request)
+        result = settings.runtime().exec_sync(request, timeout=deadline)
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.buffer.flush()
     sys.stderr.buffer.write(result.stderr)

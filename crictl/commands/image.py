@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
 
 from cri_api import pb
 from cri_api.client import ImageClient
-from crictl.commands.sandbox import aggregate, go_map
 from crictl.context import Settings, doing
-from crictl.errors import CrictlError
+from crictl.errors import CrictlError, aggregate
 from crictl.jsonschema import WithJsonSchema, pod_schema_command
 from crictl.lookup import parse_labels
-from crictl.options import COMMAND_SETTINGS, show_help_and_exit
+from crictl.options import show_help_and_exit
 from crictl.output import (
     OUTPUT_GO_TEMPLATE,
     OUTPUT_JSON,
@@ -24,8 +23,8 @@ from crictl.output import (
     echo_proto,
     echo_status_entries,
     echo_table,
+    go_map,
     human_size,
-    output_choice,
     proto_to_dict,
     status_entry,
     template_option,
@@ -143,15 +142,43 @@ def image_status(images: ImageClient, reference: str, verbose: bool = False) -> 
     return response
 
 
-def resolve_image(images: ImageClient, reference: str) -> str:
-    """The reference itself when the runtime knows it, else the full ID of a unique image ID prefix."""
-    if image_status(images, reference).HasField("image"):
-        return reference
+def image_id_of(images: ImageClient, reference: str) -> str | None:
+    """The ID of the image a reference names, or None when the runtime does not have it."""
+    response = image_status(images, reference)
+    return response.image.id if response.HasField("image") else None
+
+
+def image_ids_of(images: ImageClient, references: Iterable[str],
+                 on_error: Callable[[CrictlError], None] | None = None) -> dict[str, str | None]:
+    """Each distinct reference's image ID (None for an image the runtime lacks).
+
+    A failed lookup raises; with ``on_error`` it is handed to that instead and the reference left out.
+    """
+    found: dict[str, str | None] = {}
+    for reference in set(references):
+        try:
+            found[reference] = image_id_of(images, reference)
+        except CrictlError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+    return found
+
+
+def resolve_image(images: ImageClient, reference: str,
+                  verbose: bool = False) -> tuple[str, pb.ImageStatusResponse | None]:
+    """The reference itself when the runtime knows it, else the full ID of a unique image ID prefix.
+
+    With it comes the ImageStatus response for the returned name when one was fetched (None for a prefix's ID).
+    """
+    response = image_status(images, reference, verbose)
+    if response.HasField("image"):
+        return reference, response
     bare = reference.removeprefix(SHA256)
     matches = [] if not bare else [i.id for i in list_images(images) if i.id.removeprefix(SHA256).startswith(bare)]
     if len(matches) > 1:
         raise CrictlError(f"image ID prefix {reference!r} is ambiguous: it matches {len(matches)} images")
-    return matches[0] if matches else reference
+    return (matches[0], None) if matches else (reference, response)
 
 
 def image_row(image: pb.Image, pair: tuple[str, str], digests: bool, pinned: bool, no_trunc: bool) -> list[str]:
@@ -186,12 +213,12 @@ def images_table(found: Sequence[pb.Image], digests: bool, pinned: bool, no_trun
     return rows
 
 
-@click.command("images", context_settings=COMMAND_SETTINGS)
+@click.command("images")
 @click.argument("repository", metavar="[REPOSITORY[:TAG]]", required=False, default="")
 @click.option("-v", "--verbose", is_flag=True, help="Show verbose info for images")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
 @click.option("-f", "--filter", "filters", multiple=True, help=FILTER_HELP)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_TABLE,
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE]), default=OUTPUT_TABLE,
               show_default=True, help="Output format, One of: json|yaml|table")
 @click.option("--digests", is_flag=True, help="Show digests")
 @click.option("--no-trunc", is_flag=True, help="Show output without truncating the ID")
@@ -223,9 +250,9 @@ def image_status_lines(response: pb.ImageStatusResponse, verbose: bool) -> list[
     return lines + ([f"Info: {go_map(response.info)}"] if verbose else [])
 
 
-@click.command("inspecti", context_settings=COMMAND_SETTINGS)
+@click.command("inspecti")
 @click.argument("image_ids", metavar="IMAGE-ID [IMAGE-ID...]", nargs=-1)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE),
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE]),
               default=OUTPUT_JSON, show_default=True, help="Output format, One of: json|yaml|go-template|table")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
 @template_option
@@ -239,15 +266,16 @@ def inspecti_command(settings: Settings, image_ids: tuple[str, ...], output: str
     Without IMAGE-IDs, the images selected by --name and --filter are shown.
     """
     images = settings.image()
+    chosen: list[tuple[str, pb.ImageStatusResponse | None]]
     if image_ids:
-        ids = [resolve_image(images, image_id) for image_id in image_ids]
+        chosen = [resolve_image(images, image_id, verbose=not quiet) for image_id in image_ids]
     else:
-        ids = [image.id for image in list_images(images, name, filters)]
-    if not ids:
+        chosen = [(image.id, None) for image in list_images(images, name, filters)]
+    if not chosen:
         raise CrictlError("No IDs provided or nothing found per filter")
     entries = []
-    for image_id in ids:
-        response = image_status(images, image_id, verbose=not quiet)
+    for image_id, known in chosen:
+        response = known if known is not None else image_status(images, image_id, verbose=not quiet)
         if not response.HasField("image"):
             raise CrictlError(f"no such image {image_id!r} present")
         if output == OUTPUT_TABLE:
@@ -257,7 +285,7 @@ def inspecti_command(settings: Settings, image_ids: tuple[str, ...], output: str
     echo_status_entries(entries, output, template)
 
 
-@click.command("pull", cls=WithJsonSchema, schema=pod_schema_command(), context_settings=COMMAND_SETTINGS)
+@click.command("pull", cls=WithJsonSchema, schema=pod_schema_command())
 @click.argument("names", metavar="NAME[:TAG|@DIGEST]", nargs=-1)
 @pull_options
 @click.option("--pod-config", metavar="pod-config.[json|yaml]",
@@ -283,38 +311,40 @@ def pull_command(ctx: click.Context, names: tuple[str, ...], creds: str | None, 
     click.echo(f"Image is up to date for {image_ref}")
 
 
+def log_error(exc: CrictlError) -> None:
+    """Report a failure and go on, as upstream's logrus.Errorf does."""
+    click.echo(f"ERRO {exc.message}", err=True)
+
+
 def in_use_image_ids(settings: Settings, images: ImageClient) -> set[str]:
     """IDs of the images some container (in any state) uses; an image that cannot be looked up is reported."""
     with doing("listing containers"):
         containers = settings.runtime().list_containers(pb.ListContainersRequest()).containers
-    used = set()
-    for reference in {container.image.image for container in containers}:
-        try:
-            response = image_status(images, reference)
-        except CrictlError as exc:
-            click.echo(f"ERRO {exc.message}", err=True)
-            continue
-        used.add(response.image.id)
-    return used
+    found = image_ids_of(images, (container.image.image for container in containers), on_error=log_error)
+    return {image_id for image_id in found.values() if image_id}
 
 
 def images_to_remove(settings: Settings, images: ImageClient, given: Sequence[str], remove_all: bool,
-                     prune: bool) -> list[str]:
-    """The images ``rmi`` removes: those given, plus every image for -a, minus pinned and in-use ones for --prune."""
-    selected = {resolve_image(images, image_id): True for image_id in given}
+                     prune: bool) -> dict[str, pb.ImageStatusResponse | None]:
+    """The images ``rmi`` removes: those given, plus every image for -a, minus pinned and in-use ones for --prune.
+
+    Each comes with its ImageStatus response when resolving the name already fetched it.
+    """
+    selected = dict(resolve_image(images, image) for image in given)
     if remove_all or prune:
         for image in list_images(images):
             if not (prune and image.pinned):
-                selected[image.id] = True
+                selected.setdefault(image.id, None)
     if prune:
         for image_id in in_use_image_ids(settings, images):
-            selected[image_id] = False
-    return [image_id for image_id, keep in selected.items() if keep]
+            selected.pop(image_id, None)
+    return selected
 
 
-def remove_image(images: ImageClient, image_id: str, prune: bool) -> None:
+def remove_image(images: ImageClient, image_id: str, status: pb.ImageStatusResponse | None, prune: bool) -> None:
     """Remove one image and print ``Deleted: <tag>`` for each of its tags (its digests if untagged)."""
-    status = image_status(images, image_id)
+    if status is None:
+        status = image_status(images, image_id)
     if not status.HasField("image"):
         raise CrictlError(f"no such image {image_id}")
     try:
@@ -328,7 +358,7 @@ def remove_image(images: ImageClient, image_id: str, prune: bool) -> None:
         click.echo(f"Deleted: {name}")
 
 
-@click.command("rmi", context_settings=COMMAND_SETTINGS)
+@click.command("rmi")
 @click.argument("image_ids", metavar="IMAGE-ID [IMAGE-ID...]", nargs=-1)
 @click.option("-a", "--all", "remove_all", is_flag=True, help="Remove all images")
 @click.option("-q", "--prune", is_flag=True, help="Remove all unused images")
@@ -344,9 +374,9 @@ def rmi_command(ctx: click.Context, image_ids: tuple[str, ...], remove_all: bool
         click.echo("INFO No images to remove", err=True)
         return
     errors: list[CrictlError] = []
-    for image_id in chosen:
+    for image_id, status in chosen.items():
         try:
-            remove_image(images, image_id, prune)
+            remove_image(images, image_id, status, prune)
         except CrictlError as exc:
             errors.append(exc)
     if errors:
@@ -366,8 +396,8 @@ def filesystem_lines(label: str, filesystems: Sequence[Any]) -> list[str]:
     return lines
 
 
-@click.command("imagefsinfo", context_settings=COMMAND_SETTINGS)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE),
+@click.command("imagefsinfo")
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE]),
               default=OUTPUT_JSON, show_default=True, help="Output format, One of: json|yaml|go-template|table")
 @template_option
 @click.pass_obj

@@ -9,15 +9,15 @@ from google.protobuf.message import Message
 
 from cri_api import pb
 from crictl.context import Settings, doing, pass_settings
-from crictl.options import COMMAND_SETTINGS, show_help_and_exit
+from crictl.options import show_help_and_exit
 from crictl.output import (
     OUTPUT_GO_TEMPLATE,
     OUTPUT_JSON,
     OUTPUT_YAML,
     echo_status_entries,
-    output_choice,
     proto_to_dict,
     render_table,
+    status_entry,
     template_option,
 )
 
@@ -34,8 +34,6 @@ def go_struct_json(message: Message) -> dict[str, Any]:
 
 def info_entry(response: pb.StatusResponse) -> dict[str, Any]:
     """``info``'s object: the status, the runtime handlers and features when present, then each info key."""
-    from crictl.output import status_entry
-
     entry = status_entry(proto_to_dict(response.status), response.info)
     if response.runtime_handlers:
         entry["runtimeHandlers"] = [go_struct_json(handler) for handler in response.runtime_handlers]
@@ -44,8 +42,8 @@ def info_entry(response: pb.StatusResponse) -> dict[str, Any]:
     return entry
 
 
-@click.command("info", context_settings=COMMAND_SETTINGS)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE), default=OUTPUT_JSON,
+@click.command("info")
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE]), default=OUTPUT_JSON,
               show_default=True, help="Output format, One of: json|yaml|go-template")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
 @template_option
@@ -57,7 +55,7 @@ def info_command(settings: Settings, output: str, quiet: bool, template: str) ->
     echo_status_entries([info_entry(response)], output, template)
 
 
-@click.command("runtime-config", context_settings=COMMAND_SETTINGS)
+@click.command("runtime-config")
 @pass_settings
 def runtime_config_command(settings: Settings) -> None:
     """Retrieve the container runtime configuration."""
@@ -67,7 +65,7 @@ def runtime_config_command(settings: Settings) -> None:
         click.echo(render_table([["cgroup driver:", pb.CgroupDriver.Name(response.linux.cgroup_driver)]], 10))
 
 
-@click.command("update-runtime-config", context_settings={**COMMAND_SETTINGS, "allow_extra_args": True})
+@click.command("update-runtime-config", context_settings={"allow_extra_args": True})
 @click.option("-p", "--pod-cidr", metavar="CIDR",
               help="The new Classless Inter-Domain Routing (CIDR) value to be used for pod IP addresses. "
                    "If the CIDR is empty, runtimes should omit it.")

@@ -6,14 +6,12 @@ import click
 
 from cri_api import pb
 from cri_api.client import RuntimeClient
-from crictl.commands.stats import repeat
 from crictl.context import Settings, doing, pass_settings
-from crictl.options import COMMAND_SETTINGS
-from crictl.output import OUTPUT_JSON, OUTPUT_YAML, echo_proto, output_choice
+from crictl.output import OUTPUT_JSON, OUTPUT_YAML, echo_proto, repeat
 
 
-@click.command("metricdescs", context_settings=COMMAND_SETTINGS)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML), default=OUTPUT_JSON,
+@click.command("metricdescs")
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML]), default=OUTPUT_JSON,
               show_default=True, help="Output format, One of: json|yaml")
 @pass_settings
 def metricdescs_command(settings: Settings, output: str) -> None:
@@ -33,8 +31,8 @@ def show_pod_metrics(runtime: RuntimeClient, output: str) -> None:
     echo_proto(response, output)
 
 
-@click.command("metricsp", context_settings=COMMAND_SETTINGS)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML), default=OUTPUT_JSON,
+@click.command("metricsp")
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML]), default=OUTPUT_JSON,
               show_default=True, help="Output format, One of: json|yaml")
 @click.option("-w", "--watch", is_flag=True, help="Watch pod metrics until Ctrl-C")
 @pass_settings

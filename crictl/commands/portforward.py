@@ -15,6 +15,15 @@ from crictl.errors import CrictlError
 from crictl.options import show_help_and_exit
 
 
+def print_connection(local_port: int) -> None:
+    click.echo(f"Handling connection for {local_port}")
+
+
+def print_error(error: str) -> None:
+    # client-go's wording: upstream logs it with klog, this crictl in the form of its other non-fatal errors.
+    click.echo(f"ERRO an error occurred forwarding {error}", err=True)
+
+
 def parse_ports(specs: tuple[str, ...]) -> list[tuple[int, int]]:
     """``[LOCAL:]REMOTE`` pairs; LOCAL 0 (or ``:REMOTE``) picks a free local port, as upstream."""
     pairs = []
@@ -52,7 +61,8 @@ def port_forward_command(settings: Settings, transport: str, tls_sni: str, tls_c
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with port_forward(url, pairs, transport=transport, tls=tls) as forwarder:
+        with port_forward(url, pairs, transport=transport, tls=tls, on_connection=print_connection,
+                          on_error=print_error) as forwarder:
             for (_, remote), local in zip(pairs, forwarder.local_ports, strict=True):
                 click.echo(f"Forwarding from 127.0.0.1:{local} -> {remote}")
             while not stop.wait(0.5):

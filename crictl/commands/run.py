@@ -17,17 +17,16 @@ from crictl.commands.container import (
 )
 from crictl.commands.sandbox import load_pod_config, run_pod
 from crictl.context import Settings
-from crictl.errors import CrictlError
+from crictl.errors import CrictlError, explain
 from crictl.jsonschema import WithJsonSchema, pod_or_container_schema_command
-from crictl.options import COMMAND_SETTINGS, show_help_and_exit
+from crictl.options import show_help_and_exit
 from crictl.pulling import auth_config
 
 # Removing a pod stops its containers first; give that more room than a plain call gets.
 CLEANUP_TIMEOUT_SECONDS = 30.0
 
 
-@click.command("run", cls=WithJsonSchema, schema=pod_or_container_schema_command(),
-               context_settings=COMMAND_SETTINGS)
+@click.command("run", cls=WithJsonSchema, schema=pod_or_container_schema_command())
 @click.argument("arguments", metavar="container-config.[json|yaml] pod-config.[json|yaml]", nargs=-1)
 @container_pull_options(
     "Do not pull the image (overrides disable-pull-on-run=false in config)",
@@ -78,5 +77,5 @@ def remove_pod_after_failure(runtime: RuntimeClient, pod_id: str) -> str:
         runtime.stop_pod_sandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=CLEANUP_TIMEOUT_SECONDS)
         runtime.remove_pod_sandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=CLEANUP_TIMEOUT_SECONDS)
     except CRIError as exc:
-        return f"the pod {pod_id} is left behind: removing it failed: {exc.code.name}: {exc.details}"
+        return f"the pod {pod_id} is left behind: {explain(exc, 'removing it failed').message}"
     return f"the pod {pod_id} was removed"

@@ -12,10 +12,10 @@ import click
 from cri_api import pb
 from cri_api.client import RuntimeClient
 from crictl.context import Settings, doing, pass_settings
-from crictl.errors import CrictlError
+from crictl.errors import CrictlError, aggregate
 from crictl.jsonschema import WithJsonSchema, pod_schema_command
 from crictl.lookup import load_config_file, matches_regex, parse_labels, resolve_ids
-from crictl.options import COMMAND_SETTINGS, duration, show_help_and_exit
+from crictl.options import duration, option_group, show_help_and_exit
 from crictl.output import (
     OUTPUT_GO_TEMPLATE,
     OUTPUT_JSON,
@@ -25,10 +25,11 @@ from crictl.output import (
     echo_proto,
     echo_status_entries,
     echo_table,
+    go_map,
     go_time,
-    output_choice,
     proto_to_dict,
     rfc3339_nano,
+    sorted_map_lines,
     status_entry,
     template_option,
     truncate_id,
@@ -83,14 +84,15 @@ def list_pods(runtime: RuntimeClient, pod_filter: PodFilter) -> list[pb.PodSandb
     return pod_filter.select(response.items)
 
 
+def all_pod_ids(runtime: RuntimeClient) -> list[str]:
+    """The ID of every pod, in any state."""
+    with doing("listing pod sandboxes"):
+        return [pod.id for pod in runtime.list_pod_sandbox(pb.ListPodSandboxRequest()).items]
+
+
 def resolve_pod_ids(runtime: RuntimeClient, ids: Sequence[str]) -> list[str]:
     """Full pod IDs for the given IDs or unique prefixes."""
-
-    def all_ids() -> list[str]:
-        with doing("listing pod sandboxes"):
-            return [pod.id for pod in runtime.list_pod_sandbox(pb.ListPodSandboxRequest()).items]
-
-    return resolve_ids(ids, all_ids, "pod")
+    return resolve_ids(ids, lambda: all_pod_ids(runtime), "pod")
 
 
 def pod_state_name(state: int) -> str:
@@ -101,16 +103,6 @@ def pod_state_name(state: int) -> str:
 def runtime_handler_name(pod: pb.PodSandbox) -> str:
     """The RUNTIME column: the handler, or ``(default)``."""
     return pod.runtime_handler or "(default)"
-
-
-def sorted_map_lines(title: str, values: dict[str, str] | Any) -> list[str]:
-    """``Labels:`` or ``Annotations:`` followed by tab-indented ``key -> value`` lines."""
-    return [f"{title}:"] + [f"\t{key} -> {values[key]}" for key in sorted(values)]
-
-
-def go_map(values: dict[str, str] | Any) -> str:
-    """A string map as Go's ``%v`` prints it: ``map[k1:v1 k2:v2]``."""
-    return "map[" + " ".join(f"{key}:{values[key]}" for key in sorted(values)) + "]"
 
 
 def verbose_pod_lines(pod: pb.PodSandbox) -> list[str]:
@@ -141,18 +133,23 @@ def pod_row(pod: pb.PodSandbox, no_trunc: bool) -> list[str]:
     ]
 
 
-@click.command("pods", context_settings=COMMAND_SETTINGS)
+pod_filter_options = option_group(
+    click.option("--name", help="Filter by pod name regular expression pattern"),
+    click.option("--namespace", help="Filter by pod namespace regular expression pattern"),
+    click.option("-s", "--state", help="Filter by pod state"),
+    click.option("--label", multiple=True, help="Filter by key=value label"),
+    click.option("-l", "--latest", is_flag=True, help="Show the most recently created pod"),
+    click.option("-n", "--last", type=int, default=0, help="Show last n recently created pods. Set 0 for unlimited"),
+)
+
+
+@click.command("pods")
 @click.option("--id", "pod_id", default="", help="filter by pod id")
-@click.option("--name", help="Filter by pod name regular expression pattern")
-@click.option("--namespace", help="Filter by pod namespace regular expression pattern")
-@click.option("-s", "--state", help="Filter by pod state")
-@click.option("--label", multiple=True, help="Filter by key=value label")
+@pod_filter_options
 @click.option("-v", "--verbose", is_flag=True, help="Show verbose info for pods")
 @click.option("-q", "--quiet", is_flag=True, help="List only pod IDs")
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_TABLE,
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE]), default=OUTPUT_TABLE,
               show_default=True, help="Output format, One of: json|yaml|table")
-@click.option("-l", "--latest", is_flag=True, help="Show the most recently created pod")
-@click.option("-n", "--last", type=int, default=0, help="Show last n recently created pods. Set 0 for unlimited")
 @click.option("--no-trunc", is_flag=True, help="Show output without truncating the ID")
 @pass_settings
 def pods_command(settings: Settings, pod_id: str, name: str | None, namespace: str | None, state: str | None,
@@ -203,18 +200,13 @@ def pod_status_lines(response: pb.PodSandboxStatusResponse, verbose: bool) -> li
     return lines
 
 
-@click.command("inspectp", context_settings=COMMAND_SETTINGS)
+@click.command("inspectp")
 @click.argument("pod_ids", metavar="POD-ID [POD-ID...]", nargs=-1)
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE),
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_GO_TEMPLATE, OUTPUT_TABLE]),
               default=OUTPUT_JSON, show_default=True, help="Output format, One of: json|yaml|go-template|table")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show verbose information")
 @template_option
-@click.option("--name", help="Filter by pod name regular expression pattern")
-@click.option("--namespace", help="Filter by pod namespace regular expression pattern")
-@click.option("-s", "--state", help="Filter by pod state")
-@click.option("--label", multiple=True, help="Filter by key=value label")
-@click.option("-l", "--latest", is_flag=True, help="Show the most recently created pod")
-@click.option("-n", "--last", type=int, default=0, help="Show last n recently created pods. Set 0 for unlimited")
+@pod_filter_options
 @pass_settings
 def inspectp_command(settings: Settings, pod_ids: tuple[str, ...], output: str, quiet: bool, template: str,
                      name: str | None, namespace: str | None, state: str | None, label: tuple[str, ...], latest: bool,
@@ -266,7 +258,7 @@ def run_pod(settings: Settings, config: pb.PodSandboxConfig, runtime_handler: st
     return str(response.pod_sandbox_id)
 
 
-@click.command("runp", cls=WithJsonSchema, schema=pod_schema_command(), context_settings=COMMAND_SETTINGS)
+@click.command("runp", cls=WithJsonSchema, schema=pod_schema_command())
 @click.argument("pod_config", metavar="pod-config.[json|yaml]", required=False)
 @click.option("-r", "--runtime", "runtime_handler", default="",
               help="Runtime handler to use. Available options are defined by the container runtime.")
@@ -291,7 +283,7 @@ def stop_pod(runtime: RuntimeClient, pod_id: str) -> None:
     click.echo(f"Stopped sandbox {pod_id}")
 
 
-@click.command("stopp", context_settings=COMMAND_SETTINGS)
+@click.command("stopp")
 @click.argument("pod_ids", metavar="POD-ID [POD-ID...]", nargs=-1)
 @click.pass_context
 def stopp_command(ctx: click.Context, pod_ids: tuple[str, ...]) -> None:
@@ -316,14 +308,7 @@ def remove_pod(runtime: RuntimeClient, pod_id: str, force: bool) -> None:
     click.echo(f"Removed sandbox {pod_id}")
 
 
-def aggregate(errors: Sequence[CrictlError]) -> CrictlError:
-    """One error for several failures, listed in brackets as upstream's aggregate error does."""
-    if len(errors) == 1:
-        return errors[0]
-    return CrictlError("[" + ", ".join(error.message for error in errors) + "]")
-
-
-@click.command("rmp", context_settings=COMMAND_SETTINGS)
+@click.command("rmp")
 @click.argument("pod_ids", metavar="POD-ID [POD-ID...]", nargs=-1)
 @click.option("-f", "--force", is_flag=True, help="Force removal of the pod sandbox, disregarding if running")
 @click.option("-a", "--all", "remove_all", is_flag=True, help="Remove all pods")
@@ -334,8 +319,7 @@ def rmp_command(ctx: click.Context, pod_ids: tuple[str, ...], force: bool, remov
         show_help_and_exit(ctx)
     runtime = cast(Settings, ctx.obj).runtime()
     if remove_all:
-        with doing("listing pod sandboxes"):
-            ids = [pod.id for pod in runtime.list_pod_sandbox(pb.ListPodSandboxRequest()).items]
+        ids = all_pod_ids(runtime)
         if not ids:
             click.echo("INFO No pods to remove", err=True)
             return

@@ -8,47 +8,34 @@ JSON and YAML print the first sample as the runtime sent it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import click
 
 from cri_api import pb
 from cri_api.client import RuntimeClient
+from crictl.commands.container import all_container_ids
+from crictl.commands.sandbox import all_pod_ids
 from crictl.context import Settings, doing, pass_settings
 from crictl.errors import CrictlError
 from crictl.lookup import parse_labels, resolve_ids
-from crictl.options import COMMAND_SETTINGS
 from crictl.output import (
+    CLEAR_SCREEN,
     OUTPUT_JSON,
     OUTPUT_TABLE,
     OUTPUT_YAML,
     echo_proto,
     echo_table,
     human_size,
-    output_choice,
+    repeat,
     truncate_id,
 )
 
 STATS_COLUMNS = ["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES", "SWAP"]
 POD_STATS_COLUMNS = ["POD", "POD ID", "CPU %", "MEM"]
 SIZE_PRECISION = 4  # go-units HumanSize, which upstream's stats tables use
-WATCH_INTERVAL_SECONDS = 0.5
-CLEAR_SCREEN = "\033[2J\033[H"
 
 CpuSample = pb.CpuUsage | pb.WindowsCpuUsage
-
-
-def repeat(show: Callable[[], None], watch: bool) -> None:
-    """Show once; with ``watch``, every half second until Ctrl-C, which ends the command successfully."""
-    if not watch:
-        show()
-        return
-    try:
-        while True:
-            time.sleep(WATCH_INTERVAL_SECONDS)
-            show()
-    except KeyboardInterrupt:
-        pass
 
 
 def cpu_percent(before: CpuSample, after: CpuSample) -> float:
@@ -71,15 +58,11 @@ def known_id(identifier: str, listed: Sequence[str], kind: str) -> str:
 
 
 def known_container_id(runtime: RuntimeClient, identifier: str) -> str:
-    with doing("listing containers"):
-        listed = [c.id for c in runtime.list_containers(pb.ListContainersRequest()).containers]
-    return known_id(identifier, listed, "container")
+    return known_id(identifier, all_container_ids(runtime), "container")
 
 
 def known_pod_id(runtime: RuntimeClient, identifier: str) -> str:
-    with doing("listing pod sandboxes"):
-        listed = [pod.id for pod in runtime.list_pod_sandbox(pb.ListPodSandboxRequest()).items]
-    return known_id(identifier, listed, "pod")
+    return known_id(identifier, all_pod_ids(runtime), "pod")
 
 
 def sample_interval(seconds: int) -> None:
@@ -135,13 +118,13 @@ def echo_stats_table(columns: list[str], rows: Sequence[list[str] | None], watch
     echo_table([columns] + [row for row in rows if row is not None])
 
 
-@click.command("stats", context_settings=COMMAND_SETTINGS)
+@click.command("stats")
 @click.argument("positional_id", metavar="[ID]", required=False)
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default shows just running)")
 @click.option("--id", "container_id", default="", help="Filter by container id")
 @click.option("-p", "--pod", "pod_id", default="", help="Filter by pod id")
 @click.option("--label", multiple=True, help="Filter by key=value label")
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_TABLE,
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE]), default=OUTPUT_TABLE,
               show_default=True, help="Output format, One of: json|yaml|table")
 @click.option("-s", "--seconds", type=int, default=1, show_default=True,
               help="Sample duration for CPU usage in seconds")
@@ -214,11 +197,11 @@ def show_pod_stats(runtime: RuntimeClient, request: pb.ListPodSandboxStatsReques
     echo_stats_table(POD_STATS_COLUMNS, rows, watch)
 
 
-@click.command("statsp", context_settings=COMMAND_SETTINGS)
+@click.command("statsp")
 @click.argument("positional_id", metavar="[ID]", required=False)
 @click.option("--id", "pod_id", default="", help="Filter by pod id")
 @click.option("--label", multiple=True, help="Filter by key=value label")
-@click.option("-o", "--output", type=output_choice(OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE), default=OUTPUT_TABLE,
+@click.option("-o", "--output", type=click.Choice([OUTPUT_JSON, OUTPUT_YAML, OUTPUT_TABLE]), default=OUTPUT_TABLE,
               show_default=True, help="Output format, One of: json|yaml|table")
 @click.option("-s", "--seconds", type=int, default=1, show_default=True,
               help="Sample duration for CPU usage in seconds")

@@ -11,7 +11,6 @@ from cri_api import pb
 from crictl.commands.container import resolve_container_ids
 from crictl.context import Settings, doing, pass_settings
 from crictl.errors import CrictlError
-from crictl.options import COMMAND_SETTINGS
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -65,7 +64,7 @@ def warn_windows_only(flags: dict[str, Any]) -> None:
         click.echo(f"WARN {' and '.join(given)} {verb} for Windows containers only: ignored", err=True)
 
 
-@click.command("update", context_settings=COMMAND_SETTINGS)
+@click.command("update")
 @click.argument("container_ids", metavar="CONTAINER-ID [CONTAINER-ID...]", nargs=-1)
 @click.option("--cpu-count", metavar="N", callback=int64_flag("an integer"),
               help="(Windows only) Number of CPUs available to the container")

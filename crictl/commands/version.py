@@ -10,7 +10,7 @@ from crictl.context import Settings, doing, pass_settings
 CRI_API_VERSION = "v1"
 
 
-@click.command("version", )
+@click.command("version")
 @pass_settings
 def version_command(settings: Settings) -> None:
     """Display runtime version information."""

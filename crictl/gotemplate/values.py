@@ -134,7 +134,6 @@ def _fixed_form(digits: str, point: int) -> str:
 
 # --- JSON ---
 
-# Go's encoding/json escapes these even with SetEscapeHTML left at its default.
 
 def go_json(value: Any) -> str:
     """Compact JSON as Go's encoding/json writes a decoded value: map keys sorted, ``<>&`` escaped."""

@@ -18,10 +18,9 @@ import pytest
 from cri_api import pb
 from cri_api.client import ImageClient, RuntimeClient
 from cri_api.errors import CRIError
+from critest.images.catalog import BUSYBOX
 
 RUNTIMES = ["reference", "containerd"]
-BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
-PAUSE = "registry.k8s.io/pause:3.10"
 CLEAN_ENV = {k: v for k, v in os.environ.items()
              if k not in ("CONTAINER_RUNTIME_ENDPOINT", "IMAGE_SERVICE_ENDPOINT", "CRI_CONFIG_FILE")}
 

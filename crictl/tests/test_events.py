@@ -18,6 +18,7 @@ import yaml
 
 from cri_api import pb
 from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime, assert_one_line_error, pod_config
+from critest.framework import eventually
 
 pytestmark = pytest.mark.root
 
@@ -45,11 +46,17 @@ class EventsProcess:
 
     def wait_for(self, text: str, seconds: float = 30) -> None:
         """Wait until ``text`` shows up in the output, or fail with what did."""
-        deadline = time.monotonic() + seconds
-        while text not in self.stdout:
+
+        def shown() -> bool:
+            if text in self.stdout:
+                return True
             assert self.process.poll() is None, f"crictl events exited: {self.process.stderr.read()}"  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, f"no {text!r} in {self.stdout!r}"
-            time.sleep(0.1)
+            return False
+
+        try:
+            eventually(shown, timeout=seconds, interval=0.1, what=repr(text))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the output: {self.stdout!r}") from None
 
     def interrupt(self) -> tuple[int, str]:
         """Ctrl-C, as a terminal sends it: the exit code and the standard error."""

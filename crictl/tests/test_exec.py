@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -10,12 +11,14 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from cri_api import pb
 from crictl.commands.portforward import parse_ports
 from crictl.tests.conftest import CLEAN_ENV, Runtime, assert_one_line_error, pod_config
+from critest.framework import eventually
 from critest.images.catalog import BUSYBOX, NGINX
 
 pytestmark = pytest.mark.root
@@ -70,6 +73,17 @@ def test_exec_sync(sleeper: tuple[Runtime, str, str]) -> None:
     runtime, _, container_id = sleeper
     result = runtime.crictl("exec", "-s", container_id, "sh", "-c", "echo synced; exit 4")
     assert (result.returncode, result.stdout) == (4, "synced\n")
+
+
+@pytest.mark.parametrize("exec_timeout", [[], ["--timeout", "10"]])
+def test_exec_sync_may_outlast_the_connection_timeout(sleeper: tuple[Runtime, str, str],
+                                                      exec_timeout: list[str]) -> None:
+    """As upstream: no deadline without --timeout, else the connection timeout plus the exec timeout."""
+    runtime, _, container_id = sleeper
+    result = subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint, "-t", "1s",
+                             "exec", "-s", *exec_timeout, container_id, "sh", "-c", "sleep 2; echo slept"],
+                            capture_output=True, text=True, env=CLEAN_ENV, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "slept\n"), result.stderr
 
 
 def test_exec_in_an_unknown_container_is_one_line(sleeper: tuple[Runtime, str, str]) -> None:
@@ -184,21 +198,51 @@ def test_port_forward_reaches_the_pods_web_server(sleeper: tuple[Runtime, str, s
 
 def check_forwarding(forward: subprocess.Popen[str]) -> None:
     try:
-        line = forward.stdout.readline() if forward.stdout else ""
-        assert line.startswith("Forwarding from 127.0.0.1:"), line + (forward.stderr.read() if forward.stderr else "")
-        local = int(line.split(":")[1].split()[0])
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=5) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "no answer through the forwarded port"
-                time.sleep(0.3)
+        local = forwarded_port(forward)
+        status = eventually(lambda: http_status(local), timeout=20, interval=0.3, what="an answer through the port")
+        assert status == 200
     finally:
         forward.terminate()
         forward.wait(10)
+
+
+def forwarded_port(forward: subprocess.Popen[str]) -> int:
+    """The local port of crictl port-forward's first ``Forwarding from`` line."""
+    line = forward.stdout.readline() if forward.stdout else ""
+    assert line.startswith("Forwarding from 127.0.0.1:"), line + (forward.stderr.read() if forward.stderr else "")
+    return int(line.split(":")[1].split()[0])
+
+
+def http_status(port: int) -> int | None:
+    """The status of a GET on 127.0.0.1:``port``, or None when there is no answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            return int(response.status)
+    except OSError:
+        return None
+
+
+def test_port_forward_reports_a_connection_the_pod_refuses(sleeper: tuple[Runtime, str, str],
+                                                           tmp_path: Path) -> None:
+    """Nothing listens on the pod's port 81: the connection ends and crictl says why, as upstream, and goes on."""
+    runtime, pod_id, _ = sleeper
+    errors = tmp_path / "stderr"
+    with errors.open("w") as stderr, subprocess.Popen(
+            [sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint, "port-forward", pod_id, ":81"],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=CLEAN_ENV) as forward:
+        try:
+            local = forwarded_port(forward)
+            with socket.create_connection(("127.0.0.1", local), timeout=20) as connection:
+                assert connection.recv(1) == b""  # closed from the other side
+            eventually(lambda: "ERRO" in errors.read_text(), timeout=20, interval=0.2, what="an error line")
+            assert forward.poll() is None  # one connection's failure does not end the forwarding
+        finally:
+            forward.terminate()
+            stdout, _ = forward.communicate(timeout=10)
+    assert f"Handling connection for {local}\n" in stdout
+    lines = errors.read_text().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"ERRO an error occurred forwarding {local} -> 81: "), lines
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -215,10 +259,7 @@ def test_exec_it_in_a_real_terminal(sleeper: tuple[Runtime, str, str]) -> None:
                                   text=True, check=True).stdout
 
         def wait_for(text: str) -> None:
-            deadline = time.monotonic() + 20
-            while text not in screen():
-                assert time.monotonic() < deadline, f"{text!r} never appeared:\n{screen()}"
-                time.sleep(0.2)
+            eventually(lambda: text in screen(), timeout=20, interval=0.2, what=f"{text!r} on the screen")
 
         def type_line(line: str) -> None:
             subprocess.run(["tmux", "send-keys", "-t", session, line, "Enter"], check=True)

@@ -8,7 +8,6 @@ this is its cheap regression check.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,9 +18,8 @@ import pytest
 
 from cri_api import pb
 from cri_api.tests.servers import ImagesOfSize, VersionOnlyRuntime, cri_server
+from crictl.tests.conftest import CLEAN_ENV
 
-CLEAN_ENV = {key: value for key, value in os.environ.items()
-             if key not in ("CONTAINER_RUNTIME_ENDPOINT", "IMAGE_SERVICE_ENDPOINT", "CRI_CONFIG_FILE")}
 DRIVER = """
 import atexit, json, os, sys
 atexit.register(lambda: open(os.environ["MODULES_OUT"], "w").write(json.dumps(sorted(sys.modules))))

@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import pytest
 
 from cri_api import pb
 from crictl.tests.conftest import CLEAN_ENV, Runtime
+from critest.framework import eventually
 
 pytestmark = pytest.mark.root
 
@@ -36,18 +36,9 @@ def test_ctrl_c_ends_a_call_in_flight(runtime: Runtime) -> None:
     assert time.monotonic() - interrupted < 3
     assert process.returncode == 130
     assert (stdout, stderr.strip()) == ("", "")
-    assert eventually(lambda: "sleep 30" not in processes_in(runtime, container_id), timeout=10)
+    assert eventually(lambda: "sleep 30" not in processes_in(runtime, container_id), timeout=10, interval=0.2)
 
 
 def processes_in(runtime: Runtime, container_id: str) -> str:
     request = pb.ExecSyncRequest(container_id=container_id, cmd=["ps", "-o", "args"], timeout=10)
     return runtime.client.exec_sync(request, timeout=30).stdout.decode()
-
-
-def eventually(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from cri_api import pb
 from crictl.commands.logs import LogOptions, Output, entries, parse_line, parse_since, render, selected
 from crictl.errors import CrictlError
 from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime
+from critest.framework import eventually
 
 CRI_LOG = b"""2026-11-23T10:00:00.123456789Z stdout F first
 2026-11-23T10:00:01.000000000Z stderr F oops
@@ -120,13 +120,6 @@ def logged(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Logged
     return Logged(runtime, pod_id, pod, directory)
 
 
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-
-
 @pytest.mark.root
 def test_logs_follow_until_the_container_exits_each_stream_to_its_own(logged: Logged) -> None:
     container_id = logged.start(["sh", "-c", "echo one; echo two >&2; sleep 1; echo three"])
@@ -164,14 +157,15 @@ def test_logs_reopen_after_the_log_was_rotated(logged: Logged) -> None:
     container_id = logged.start(["sh", "-c", "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done"])
     status = logged.runtime.client.container_status(pb.ContainerStatusRequest(container_id=container_id)).status
     path = Path(status.log_path)
-    wait_for(lambda: len(ticks(logged.crictl("logs", container_id).stdout)) >= 2, "no ticks logged")
+    eventually(lambda: len(ticks(logged.crictl("logs", container_id).stdout)) >= 2, 20, 0.2, "ticks in the log")
     rotated = path.with_name(path.name + ".1")
     path.rename(rotated)  # as the kubelet rotates: rename, then ReopenContainerLog
     gone = logged.crictl("logs", container_id)
     assert gone.returncode == 1 and b"failed to open log file" in gone.stderr
     reopened = logged.crictl("logs", "-r", container_id)
     assert (reopened.returncode, reopened.stderr) == (0, b"INFO Container logs reopened\n")
-    wait_for(lambda: len(ticks(logged.crictl("logs", "-r", container_id).stdout)) >= 2, "nothing in the new file")
+    eventually(lambda: len(ticks(logged.crictl("logs", "-r", container_id).stdout)) >= 2, 20, 0.2,
+               "ticks in the new file")
     before, after = ticks_in_file(rotated), ticks(logged.crictl("logs", container_id).stdout)
     assert before and after and min(after) > max(before)
     assert set(ticks(reopened.stdout)) <= set(after)
@@ -195,7 +189,7 @@ def test_logs_follow_goes_on_in_the_new_file_after_a_rotation(logged: Logged) ->
             rotated = path.with_name(path.name + ".1")
             path.rename(rotated)
             logged.runtime.client.reopen_container_log(pb.ReopenContainerLogRequest(container_id=container_id))
-            wait_for(lambda: len(ticks_in_file(path)) >= 3, "nothing in the new log file")
+            eventually(lambda: len(ticks_in_file(path)) >= 3, 20, 0.2, "ticks in the new log file")
             logged.runtime.client.stop_container(pb.StopContainerRequest(container_id=container_id, timeout=0))
             rest, errors = follow.communicate(timeout=30)
         finally:
