@@ -14,6 +14,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from reference_runtime import errors
 from reference_runtime.container.rootfs import unmount
 from reference_runtime.procfs import mountinfo
 
@@ -25,8 +26,16 @@ class Trash:
         self.directory = directory
 
     def empty(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        """Delete what is left in the trash (at start-up), unmounting what is still mounted in it first.
+
+        Trash threads die with the daemon: one stopped mid-way leaves a container's rootfs mounted here.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
+        for entry in self.directory.iterdir():
+            try:
+                _delete(entry, _mounts_in(entry))
+            except errors.Error as exc:
+                log.error("cannot empty the trash", extra={"path": str(entry), "error": str(exc)})
 
     def discard(self, path: Path, mounts: tuple[str, ...] = ()) -> None:
         """Make ``path`` disappear now and its contents soon; a missing path is fine.
@@ -50,12 +59,18 @@ class Trash:
 def _delete(path: Path, mounts: tuple[str, ...]) -> None:
     for mount in mounts:
         unmount(path / mount)
-    if _mounts_under(path):
+    if _mount_points_under(path):
         log.error("not deleting a directory with mounts under it", extra={"path": str(path)})
         return
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _mounts_under(path: Path) -> bool:
+def _mounts_in(path: Path) -> tuple[str, ...]:
+    """Everything mounted at or under ``path``, relative to it, deepest first."""
+    return tuple(os.path.relpath(point, path) for point in sorted(_mount_points_under(path), reverse=True))
+
+
+def _mount_points_under(path: Path) -> list[str]:
     prefix = str(path)
-    return any(mount.mount_point == prefix or mount.mount_point.startswith(prefix + "/") for mount in mountinfo())
+    return [mount.mount_point for mount in mountinfo()
+            if mount.mount_point == prefix or mount.mount_point.startswith(prefix + "/")]

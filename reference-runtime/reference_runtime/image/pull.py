@@ -41,6 +41,17 @@ class Resolved:
     diff_ids: tuple[str, ...]
 
 
+def manifests_of(image: ResolvedImage) -> dict[str, bytes]:
+    """The top-level index (if the reference named one) and the platform manifest, by digest, as served."""
+    index = {image.repo_digest: image.index_bytes} if image.index_bytes is not None else {}
+    return {**index, image.manifest_digest: image.manifest_bytes}
+
+
+def store_manifests(image: ResolvedImage, content: ContentStore) -> None:
+    for digest, data in manifests_of(image).items():
+        content.write_bytes(digest, data)
+
+
 def resolve_config(client: RegistryClient, image: ResolvedImage, content: ContentStore) -> Resolved:
     """Fetch the resolved image's config into the content store and read its layer diff IDs."""
     if image.config.size > MAX_CONFIG_BYTES:
@@ -96,8 +107,9 @@ def references_for(ref: ImageReference, repo_digest: str) -> tuple[str, ...]:
 
 def record_for(ref: ImageReference, resolved: Resolved, annotations: dict[str, str], handler: str) -> ImageRecord:
     image = resolved.image
-    blobs = (image.config.digest, *(layer.digest for layer in image.layers))
-    size = image.config.size + sum(layer.size for layer in image.layers)
+    manifests = manifests_of(image)
+    blobs = (*manifests, image.config.digest, *(layer.digest for layer in image.layers))
+    size = sum(map(len, manifests.values())) + image.config.size + sum(layer.size for layer in image.layers)
     user = resolved.config.get("config", {}).get("User", "") or ""
     return ImageRecord(
         id=image.config.digest, references=references_for(ref, image.repo_digest), size=size, user=user,

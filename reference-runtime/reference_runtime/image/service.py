@@ -140,8 +140,9 @@ class ImageService:
               handler: str) -> ImageRecord:
         with pull.open_client(reference, credentials, self.settings) as client:
             image = client.resolve()
-            keys = [image.config.digest, *(layer.digest for layer in image.layers)]
+            keys = [*pull.manifests_of(image), image.config.digest, *(layer.digest for layer in image.layers)]
             with self.leases.hold(keys):
+                pull.store_manifests(image, self.content)
                 resolved = pull.resolve_config(client, image, self.content)
                 with self.leases.hold(resolved.diff_ids):
                     pull.fetch_layers(client, resolved, self.content, self.snapshots, self.settings)

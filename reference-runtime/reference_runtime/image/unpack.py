@@ -94,7 +94,6 @@ _T = TypeVar("_T")
 @dataclass(frozen=True)
 class LayerResult:
     diff_id: str  # "sha256:<hex>" of the uncompressed tar stream (the OCI diff ID)
-    unpacked_bytes: int  # total bytes of the uncompressed tar stream read
 
 
 class UnsafeLayer(errors.InvalidArgument):
@@ -133,7 +132,7 @@ def _unpack(blob: BinaryIO, target: Path, max_inflated_bytes: int) -> LayerResul
     finally:
         unpacker.close()
         os.close(root_fd)
-    return LayerResult(diff_id=meter.diff_id, unpacked_bytes=meter.total)
+    return LayerResult(diff_id=meter.diff_id)
 
 
 def _discard(target: Path) -> None:

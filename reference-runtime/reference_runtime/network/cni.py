@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_runtime import errors
+from reference_runtime.files import write_json_atomically
 from reference_runtime.locks import KeyedLocks
 from reference_runtime.network.netns import netns_exists
 
@@ -355,11 +356,9 @@ class CniManager:
     def _write_cache(self, cache: PodCache) -> None:
         """Replace the cache file atomically, so a crash leaves the old or the new one, never half of one."""
         path = self._cache_file(cache.sandbox_id)
-        temporary = path.with_name(f".{CACHE_FILE}.tmp")
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(cache.to_json(), indent=1))
-            os.replace(temporary, path)
+            write_json_atomically(path, cache.to_json())
         except OSError as exc:
             raise errors.Internal(f"write the CNI cache {path}: {exc.strerror}") from None
 

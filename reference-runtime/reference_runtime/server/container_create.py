@@ -18,9 +18,10 @@ from reference_runtime import errors
 from reference_runtime.container import rootfs
 from reference_runtime.container.spec import ContainerSpecInputs, container_spec
 from reference_runtime.sandbox.files import PodFiles
-from reference_runtime.server.container_helpers import publish
+from reference_runtime.server.container_helpers import publish, write_bundle
 from reference_runtime.server.container_image_volumes import mount_image_volumes, unmount_image_volumes
-from reference_runtime.server.sandbox_run import image_config, pinned_namespaces, write_bundle
+from reference_runtime.server.image_helpers import image_config
+from reference_runtime.server.sandbox_run import pinned_namespaces
 from reference_runtime.server.sandbox_status import is_ready
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import ContainerRecord

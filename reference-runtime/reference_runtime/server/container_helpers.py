@@ -1,4 +1,4 @@
-"""What the container RPCs share: where a container lives, noticing its exit, and publishing events."""
+"""What the container RPCs share: where a container lives, its bundle, noticing its exit, and publishing events."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from cri_api import pb
 from reference_runtime import errors
 from reference_runtime.container.spec import cgroups_path
+from reference_runtime.files import write_json_atomically
 from reference_runtime.oci.monitor import MonitorPaths, exit_status
 from reference_runtime.server.service import CriService
 from reference_runtime.stats.cgroups import read_cgroup
@@ -32,6 +33,11 @@ def runtime_spec(svc: CriService, container_id: str) -> dict[str, Any]:
     path = svc.layout.container_dir(container_id) / "bundle" / "config.json"
     spec: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     return spec
+
+
+def write_bundle(bundle: Path, spec: dict[str, Any]) -> None:
+    bundle.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(bundle / "config.json", spec)
 
 
 def handler_of(svc: CriService, record: ContainerRecord) -> str:

@@ -8,7 +8,7 @@ from cri_api import pb
 from reference_runtime.container.spec import stop_signal
 from reference_runtime.oci.monitor import wait_exit
 from reference_runtime.server.container_helpers import handler_of, mark_exited, monitor_paths, refresh
-from reference_runtime.server.sandbox_run import image_config
+from reference_runtime.server.image_helpers import image_config
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import RUNNING, ContainerRecord
 

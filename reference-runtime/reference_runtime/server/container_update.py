@@ -7,13 +7,12 @@ request leaves at zero keeps its current value: ``--cpu-quota`` alone does not d
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cri_api import pb
 from reference_runtime import errors
 from reference_runtime.container.spec import linux_resources
-from reference_runtime.server.container_helpers import handler_of, refresh, runtime_spec
+from reference_runtime.server.container_helpers import handler_of, refresh, runtime_spec, write_bundle
 from reference_runtime.server.service import CriService
 from reference_runtime.store.container import CREATED, RUNNING
 
@@ -31,10 +30,7 @@ def update_container_resources(svc: CriService,
             runtime, _ = svc.runtime(handler_of(svc, record))
             runtime.update(record.id, resources)
         spec.setdefault("linux", {})["resources"] = resources
-        bundle = svc.layout.container_dir(record.id) / "bundle" / "config.json"
-        temporary = bundle.with_suffix(".tmp")
-        temporary.write_text(json.dumps(spec))
-        temporary.replace(bundle)
+        write_bundle(svc.layout.container_dir(record.id) / "bundle", spec)
     return pb.UpdateContainerResourcesResponse()
 
 

@@ -1,9 +1,12 @@
-"""What the image RPCs share: turning an image record into the CRI's ``Image`` message."""
+"""What the image RPCs share: turning an image record into the CRI's ``Image`` message, reading its config."""
 
 from __future__ import annotations
 
+import json
+
 from cri_api import pb
 from reference_runtime import errors
+from reference_runtime.image.pull import MAX_CONFIG_BYTES
 from reference_runtime.server.service import CriService
 from reference_runtime.store.image import ImageRecord
 
@@ -24,3 +27,9 @@ def to_cri_image(svc: CriService, image: ImageRecord) -> pb.Image:
         spec=pb.ImageSpec(image=image.id, annotations=image.annotations, runtime_handler=image.runtime_handler),
         pinned=svc.images.is_pinned(image),
     )
+
+
+def image_config(svc: CriService, image: ImageRecord) -> dict[str, object]:
+    """The image's OCI config JSON, from the content store."""
+    config: dict[str, object] = json.loads(svc.images.content.read_bytes(image.id, MAX_CONFIG_BYTES))
+    return config

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import shutil
 import time
 import uuid
@@ -21,12 +20,13 @@ from cri_api import pb
 from reference_runtime import errors
 from reference_runtime.container import rootfs
 from reference_runtime.container.spec import SandboxSpecInputs, sandbox_spec, validate_sysctls
-from reference_runtime.image.pull import MAX_CONFIG_BYTES
 from reference_runtime.image.registry.auth import Credentials
 from reference_runtime.network.cni import PodNetwork, PortMapping
 from reference_runtime.network.netns import create_netns, remove_netns
 from reference_runtime.sandbox.files import PodFiles, pod_hostname, write_pod_files
 from reference_runtime.sandbox.namespaces import pin_pod_namespaces, unpin_pod_namespaces
+from reference_runtime.server.container_helpers import write_bundle
+from reference_runtime.server.image_helpers import image_config
 from reference_runtime.server.service import CriService
 from reference_runtime.store.image import ImageRecord
 from reference_runtime.store.sandbox import SandboxRecord, encode_config
@@ -129,11 +129,6 @@ def pause_image(svc: CriService) -> ImageRecord:
     return image if image is not None else svc.images.pull(svc.config.pause_image, Credentials())
 
 
-def image_config(svc: CriService, image: ImageRecord) -> dict[str, object]:
-    config: dict[str, object] = json.loads(svc.images.content.read_bytes(image.id, MAX_CONFIG_BYTES))
-    return config
-
-
 def pod_network(record: SandboxRecord, config: pb.PodSandboxConfig, netns_path: str) -> PodNetwork:
     ports = tuple(
         PortMapping(PROTOCOLS.get(port.protocol, "tcp"), port.container_port, port.host_port, port.host_ip)
@@ -142,11 +137,6 @@ def pod_network(record: SandboxRecord, config: pb.PodSandboxConfig, netns_path: 
     metadata = config.metadata
     return PodNetwork(sandbox_id=record.id, name=metadata.name, namespace=metadata.namespace, uid=metadata.uid,
                       netns_path=netns_path, port_mappings=ports, cgroup_parent=record.cgroup_parent)
-
-
-def write_bundle(bundle: Path, spec: dict[str, object]) -> None:
-    bundle.mkdir(parents=True, exist_ok=True)
-    (bundle / "config.json").write_text(json.dumps(spec))
 
 
 def remove_mount_dir(path: Path) -> None:

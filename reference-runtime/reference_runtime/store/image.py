@@ -8,12 +8,12 @@ file, replaced atomically on every change, so a crash leaves either the old or t
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from reference_runtime import errors
+from reference_runtime.files import write_json_atomically
 
 MIN_ID_PREFIX = 12
 FORMAT_VERSION = 1
@@ -23,7 +23,7 @@ FORMAT_VERSION = 1
 class ImageRecord:
     id: str                                # "sha256:<hex>" of the image config
     references: tuple[str, ...]            # normalized "name:tag" and "name@digest"
-    size: int                              # manifest + config + compressed layers, as containerd counts it
+    size: int                              # (index +) manifest + config + compressed layers, as containerd counts it
     user: str                              # the config's User ("uid", "name", "uid:gid", ...)
     diff_ids: tuple[str, ...]              # the layers, bottom first
     blobs: tuple[str, ...]                 # every blob the image needs: manifests, config, layers
@@ -123,9 +123,4 @@ class ImageStore:
 
     def _save(self) -> None:
         data = {"version": FORMAT_VERSION, "images": [asdict(image) for image in self._images.values()]}
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "w") as sink:
-            json.dump(data, sink, indent=1)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.rename(temporary, self.path)
+        write_json_atomically(self.path, data)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from reference_runtime import errors
+from reference_runtime.files import write_json_atomically
 
 R = TypeVar("R")
 
@@ -85,18 +85,8 @@ class RecordStore(Generic[R]):
             self._records.pop(key, None)
             (self.directory / f"{key}.json").unlink(missing_ok=True)
 
-    def ids(self) -> Iterator[str]:
-        with self._lock:
-            return iter(list(self._records))
-
     def _write(self, record: R) -> None:
-        path = self.directory / f"{self._key(record)}.json"
-        temporary = path.with_suffix(".tmp")
-        with open(temporary, "w") as sink:
-            json.dump(self._to_json(record), sink)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.rename(temporary, path)
+        write_json_atomically(self.directory / f"{self._key(record)}.json", self._to_json(record))
 
 
 def dataclass_json(record: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from reference_runtime.tests.registry_servers import ScriptedRegistry, sha256_di
 
 pytestmark = pytest.mark.root
 
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -96,6 +97,26 @@ def test_a_pull_stores_the_image(service: ImageService, registry: ScriptedRegist
 
     assert record.id == image_id and record.user == "1000"
     assert (service.snapshots.directory(record.diff_ids[0]) / "etc" / "hello").read_bytes() == b"hi"
+
+
+def test_an_image_keeps_and_counts_its_index_and_manifest(service: ImageService, registry: ScriptedRegistry) -> None:
+    layer = layer_tar({"etc/hello": b"hi"})
+    serve_image(registry, "app", "v1", [layer])
+    manifest = registry.routes["/v2/app/manifests/v1"].body
+    entry = {"mediaType": OCI_MANIFEST, "digest": sha256_digest(manifest), "size": len(manifest),
+             "platform": {"os": "linux", "architecture": "amd64"}}
+    index = registry.add_json_manifest("app", {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]},
+                                       tag="multi")
+
+    record = service.pull(f"{registry.address}/app:multi", Credentials())
+
+    assert record.blobs[:2] == (index["digest"], entry["digest"])
+    assert service.content.read_bytes(entry["digest"], len(manifest)) == manifest
+    assert service.content.has(index["digest"])
+    config_size = service.content.path(record.id).stat().st_size
+    assert record.size == index["size"] + len(manifest) + config_size + len(gzip.compress(layer, mtime=0))
+    service.remove(record.id)
+    assert_nothing_stored(service, f"{registry.address}/app:multi")
 
 
 def test_a_tampered_layer_is_refused_and_nothing_stored(service: ImageService, registry: ScriptedRegistry) -> None:

@@ -669,6 +669,18 @@ def test_http_errors_map_to_errors(scripted: ScriptedRegistry, status: int, kind
     assert scripted.address in str(raised.value)
 
 
+def test_refusals_carry_the_registry_message(scripted: ScriptedRegistry) -> None:
+    denied = {"errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]}
+    scripted.routes["/v2/bad/manifests/v1"] = Route(status=403, body=json.dumps(denied).encode())
+    with scripted_client(scripted) as client, pytest.raises(errors.PermissionDenied) as raised:
+        client.resolve()
+    assert "requested access to the resource is denied" in str(raised.value)
+    with ScriptedRegistry(basic_auth=("alice", "wonderland")) as registry:
+        with scripted_client(registry) as client, pytest.raises(errors.Unauthenticated) as raised:
+            client.resolve()
+    assert "authentication required" in str(raised.value)  # from the registry's 401 body
+
+
 def test_an_error_beats_not_found_and_all_hosts_are_named(local_registry: LocalRegistry,
                                                           scripted: ScriptedRegistry) -> None:
     scripted.routes["/v2/no/such/manifests/v1"] = Route(status=500, body=b"mirror broken")

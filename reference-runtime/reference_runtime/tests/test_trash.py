@@ -9,7 +9,7 @@ import pytest
 
 from reference_runtime import procfs
 from reference_runtime.container.rootfs import mount, unmount
-from reference_runtime.trash import _delete
+from reference_runtime.trash import Trash, _delete
 
 
 def test_mountinfo_paths_are_unescaped() -> None:
@@ -36,3 +36,27 @@ def test_a_mount_under_a_path_with_a_space_stops_the_deletion(tmp_path: Path) ->
         unmount(mounted)
     _delete(doomed, mounts=())
     assert not doomed.exists()
+
+
+@pytest.mark.root
+def test_emptying_unmounts_what_a_stopped_daemon_left_mounted(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: mounts a tmpfs")
+    trash = Trash(tmp_path / "trash")
+    entry = trash.directory / "left behind"
+    mounted = entry / "rootfs"
+    (mounted / "under").mkdir(parents=True)
+    (mounted / "under" / "hidden").write_text("covered by the mount")
+    mount("tmpfs", mounted, "tmpfs")
+    (mounted / "precious").write_text("kept")
+    # A handle on the tmpfs outlives its lazy unmount: through it, the mount's files can be seen after.
+    handle = os.open(mounted, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        trash.empty()
+        assert os.listdir(handle) == ["precious"]
+    finally:
+        os.close(handle)
+        unmount(mounted)
+    assert not entry.exists()  # the directories under the mount went too
+    assert trash.directory.is_dir()
+    assert not [m for m in procfs.mountinfo() if m.mount_point.startswith(str(tmp_path) + "/")]

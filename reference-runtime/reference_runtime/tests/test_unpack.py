@@ -179,7 +179,7 @@ def test_a_layer_round_trips_with_all_its_metadata(site: Site, compress: Callabl
 
     result = site.apply(compress(tar))
 
-    assert result == LayerResult(f"sha256:{hashlib.sha256(tar).hexdigest()}", len(tar))
+    assert result == LayerResult(f"sha256:{hashlib.sha256(tar).hexdigest()}")
     root = site.target
     assert stat.S_IMODE(root.stat().st_mode) == 0o755
     home = (root / "home/user").stat()
@@ -222,7 +222,6 @@ def test_the_diff_id_is_the_digest_of_the_whole_uncompressed_stream(
     result = site.apply(compress(tar), limit=len(tar))
 
     assert result.diff_id == f"sha256:{hashlib.sha256(tar).hexdigest()}"
-    assert result.unpacked_bytes == len(tar)
 
 
 @pytest.mark.parametrize("compress", [gzipped, zstded], ids=["gzip members", "zstd frames"])

@@ -35,6 +35,7 @@ from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 
 from reference_runtime import errors
+from reference_runtime.image.content import digest_of
 from reference_runtime.image.reference import ImageReference, validate_digest
 from reference_runtime.image.registry.auth import Authorizer, Credentials, snippet
 from reference_runtime.image.registry.hosts import RegistryHost, is_loopback
@@ -306,10 +307,10 @@ def _verify_manifest(body: bytes, reference: str, served_digest: str, expected: 
     requested = reference if ":" in reference else ""
     for promised in (requested, served_digest):
         if promised and _is_valid_digest(promised):
-            actual = _digest_of(body, promised.partition(":")[0])
+            actual = digest_of(body, promised.partition(":")[0])
             if actual != promised:
                 raise DigestMismatch(what, promised, actual)
-    return requested or _digest_of(body, "sha256")
+    return requested or digest_of(body, "sha256")
 
 
 def _parse_manifest(body: bytes, content_type: str, what: str) -> tuple[dict, str]:
@@ -400,10 +401,6 @@ def _is_valid_digest(digest: str) -> bool:
         return False
     return True
 
-
-def _digest_of(data: bytes, algorithm: str) -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
 # --------------------------------------------------------------------------- platforms
 
 
@@ -440,11 +437,12 @@ def _platform_text(platform: dict | None) -> str:
 
 def _status_error(response: requests.Response, what: str, host: RegistryHost) -> errors.Error:
     status = response.status_code
-    detail = f"registry {host.authority} answered HTTP {status}: {snippet(response)}"
+    body = snippet(response)  # the body is streamed: it can be read once only
+    detail = f"registry {host.authority} answered HTTP {status}: {body}"
     if status == 401:
-        return errors.Unauthenticated(f"{what}: not authorized by registry {host.authority}: {snippet(response)}")
+        return errors.Unauthenticated(f"{what}: not authorized by registry {host.authority}: {body}")
     if status == 403:
-        return errors.PermissionDenied(f"{what}: access denied by registry {host.authority}: {snippet(response)}")
+        return errors.PermissionDenied(f"{what}: access denied by registry {host.authority}: {body}")
     if status == 404:
         return errors.NotFound(f"{what}: not found on {host.authority}")
     if status in (429, 502, 503, 504):
