@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cri_api import pb
-from crictl.tests.conftest import BUSYBOX, Runtime, assert_one_line_error, pod_config
+from crictl.tests.conftest import Runtime, assert_one_line_error
 
 pytestmark = pytest.mark.root
 
@@ -29,15 +28,8 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(runtime: Runtime) -> Iterator[Setup]:
     """A running busybox container in a pod of the module."""
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
     pod_id = runtime.run_pod("checkpoint-pod")
-    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=f"ckpt-{uuid.uuid4().hex[:8]}"),
-                                image=pb.ImageSpec(image=BUSYBOX), command=["sleep", "3600"])
-    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
-                                        sandbox_config=pod_config("checkpoint-pod"))
-    container_id = runtime.client.create_container(request, timeout=60).container_id
-    runtime.client.start_container(pb.StartContainerRequest(container_id=container_id), timeout=60)
-    yield Setup(runtime, container_id)
+    yield Setup(runtime, runtime.run_container(pod_id, name=f"ckpt-{uuid.uuid4().hex[:8]}"))
 
 
 def test_checkpoint_to_an_archive(setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from crictl.cli import COMMANDS
-from crictl.tests.conftest import CLEAN_ENV, crictl_bin_dir
+from crictl.tests.conftest import CLEAN_ENV, crictl_bin_dir, run_crictl
 
 NAMES = [name for entry in COMMANDS for name in entry.names]
 # Each line the user has typed before pressing TAB, and what must be offered.
@@ -92,17 +91,12 @@ def test_fish(line: str, expected: set[str], shell_env: dict[str, str]) -> None:
     assert fish_completions(line, shell_env) == expected
 
 
-def crictl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "crictl", *args], capture_output=True, text=True, env=CLEAN_ENV,
-                          timeout=60)
-
-
 def test_bash_is_the_default() -> None:
-    assert crictl("completion").stdout == crictl("completion", "bash").stdout
-    assert "complete -o nosort -F _crictl_completion crictl" in crictl("completion").stdout
+    assert run_crictl("completion").stdout == run_crictl("completion", "bash").stdout
+    assert "complete -o nosort -F _crictl_completion crictl" in run_crictl("completion").stdout
 
 
 def test_unsupported_shell() -> None:
-    result = crictl("completion", "tcsh")
+    result = run_crictl("completion", "tcsh")
     assert result.returncode == 1
     assert result.stderr == "crictl: only bash, zsh or fish are supported\n"

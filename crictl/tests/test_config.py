@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cri_api.config import ConfigError, CrictlConfig, load_config, render_config, with_option
 from cri_api.tests.servers import VersionOnlyRuntime, cri_server
-from crictl.tests.conftest import CLEAN_ENV, assert_one_line_error
+from crictl.tests.conftest import assert_one_line_error, run_crictl
 
 DEFAULT_FILE = """\
 runtime-endpoint: ""
@@ -24,14 +23,9 @@ max-retries: 0
 """
 
 
-def crictl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "crictl", *args], capture_output=True, text=True,
-                          env={**CLEAN_ENV, **(env or {})}, timeout=60)
-
-
 def config(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``crictl -c path config args...``"""
-    return crictl("-c", str(path), "config", *args)
+    return run_crictl("-c", str(path), "config", *args)
 
 
 def test_missing_file_is_created_with_every_option(tmp_path: Path) -> None:
@@ -86,9 +80,9 @@ def test_legacy_key_value_form(tmp_path: Path) -> None:
 def test_environment_names_the_file_and_crictl_reads_it_back(tmp_path: Path) -> None:
     path = tmp_path / "env.yaml"
     with cri_server(tmp_path / "cri.sock", runtime=VersionOnlyRuntime()) as endpoint:
-        assert crictl("config", "--set", f"runtime-endpoint={endpoint}", env={"CRI_CONFIG_FILE": str(path)}) \
+        assert run_crictl("config", "--set", f"runtime-endpoint={endpoint}", env={"CRI_CONFIG_FILE": str(path)}) \
             .returncode == 0
-        version = crictl("-c", str(path), "version")
+        version = run_crictl("-c", str(path), "version")
     assert version.returncode == 0, version.stderr
     assert "RuntimeName:  test-runtime" in version.stdout
 

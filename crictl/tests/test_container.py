@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cri_api import pb
 from crictl.tests.conftest import (
     BUSYBOX,
     Runtime,
     assert_one_line_error,
     container_config_dict,
-    pod_config,
     pod_config_dict,
+    split_row,
     write_json,
 )
 
@@ -57,22 +56,16 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     """The module's pod and its running container; the pod goes (with its containers) at module end."""
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+    runtime.pull(BUSYBOX)  # for the containers crictl creates below
     directory = tmp_path_factory.mktemp(f"containers-{runtime.name}")
     config_path = write_json(directory / "pod.json", pod_config_dict("ctr-pod"))
-    pod_id = runtime.client.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod_config("ctr-pod")),
-                                            timeout=60).pod_sandbox_id
-    runtime.pods.append(pod_id)
+    pod_id = runtime.run_pod("ctr-pod")
     partial = Setup(runtime, pod_id, config_path, "", directory)
     container_id = partial.create("ctr-main")
     started = runtime.crictl("start", container_id[:10], check=True)
     assert started.stdout == f"{container_id}\n"
     partial.container_id = container_id
     yield partial
-
-
-def split_row(line: str) -> list[str]:
-    return re.split(r"\s{3,}", line.strip())
 
 
 def test_ps_table(setup: Setup) -> None:

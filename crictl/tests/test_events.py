@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from cri_api import pb
-from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime, assert_one_line_error, pod_config
+from crictl.tests.conftest import CLEAN_ENV, Runtime, assert_one_line_error, run_crictl
 from critest.framework import eventually
 
 pytestmark = pytest.mark.root
@@ -104,14 +104,8 @@ def crictl_events(runtime: Runtime, *args: str) -> Iterator[EventsProcess]:
 
 def container_lifecycle(runtime: Runtime, name: str) -> str:
     """Create, start, stop and remove a busybox container in a new pod; return its ID."""
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
-    pod_id = runtime.run_pod(name)
-    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
-                                command=["sleep", "3600"])
+    container_id = runtime.run_container(runtime.run_pod(name), name=name)
     client = runtime.client
-    container_id: str = client.create_container(pb.CreateContainerRequest(
-        pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config(name)), timeout=60).container_id
-    client.start_container(pb.StartContainerRequest(container_id=container_id), timeout=60)
     client.stop_container(pb.StopContainerRequest(container_id=container_id, timeout=0), timeout=60)
     client.remove_container(pb.RemoveContainerRequest(container_id=container_id), timeout=60)
     return container_id
@@ -190,21 +184,17 @@ def test_events_yaml_and_go_template(runtime: Runtime) -> None:
 ])
 def test_bad_format_or_template_fails_before_connecting(args: list[str], fragments: list[str]) -> None:
     """Nothing listens on the endpoint: the error is about the template, so crictl never tried to connect."""
-    result = subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", "unix:///nonexistent/cri.sock",
-                             "events", *args], capture_output=True, text=True, env=CLEAN_ENV, timeout=60)
+    result = run_crictl("--runtime-endpoint", "unix:///nonexistent/cri.sock", "events", *args)
     assert_one_line_error(result, *fragments)
     assert result.stdout == ""
 
 
 def test_events_help_and_extra_arguments() -> None:
-    result = subprocess.run([sys.executable, "-m", "crictl", "events", "--help"], capture_output=True, text=True,
-                            env=CLEAN_ENV, timeout=60)
+    result = run_crictl("events", "--help")
     assert result.returncode == 0
-    alias = subprocess.run([sys.executable, "-m", "crictl", "event", "-h"], capture_output=True, text=True,
-                           env=CLEAN_ENV, timeout=60)
+    alias = run_crictl("event", "-h")
     assert alias.returncode == 0 and "Stream the events of containers" in alias.stdout
     assert "Output format, One of: json|yaml|go-template" in result.stdout
     assert "--template" in result.stdout
-    extra = subprocess.run([sys.executable, "-m", "crictl", "events", "extra"], capture_output=True, text=True,
-                           env=CLEAN_ENV, timeout=60)
+    extra = run_crictl("events", "extra")
     assert (extra.returncode, extra.stdout) == (0, result.stdout)  # upstream shows the help

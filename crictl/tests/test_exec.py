@@ -17,9 +17,9 @@ import pytest
 
 from cri_api import pb
 from crictl.commands.portforward import parse_ports
-from crictl.tests.conftest import CLEAN_ENV, Runtime, assert_one_line_error, pod_config
+from crictl.tests.conftest import CLEAN_ENV, Runtime, assert_one_line_error, run_crictl
 from critest.framework import eventually
-from critest.images.catalog import BUSYBOX, NGINX
+from critest.images.catalog import NGINX
 
 pytestmark = pytest.mark.root
 
@@ -38,23 +38,11 @@ def test_port_specs_parse_as_upstream() -> None:
         parse_ports(("a:b",))
 
 
-def start(runtime: Runtime, pod_id: str, image: str, command: list[str], **fields: object) -> str:
-    name = uuid.uuid4().hex[:8]
-    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=f"c-{name}"), image=pb.ImageSpec(image=image),
-                                command=command, **fields)  # type: ignore[arg-type]
-    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
-                                        sandbox_config=pod_config(f"streaming-{pod_id[:8]}"))
-    container_id = runtime.client.create_container(request, timeout=60).container_id
-    runtime.client.start_container(pb.StartContainerRequest(container_id=container_id), timeout=60)
-    return container_id
-
-
 @pytest.fixture(scope="module")
 def sleeper(runtime: Runtime) -> Iterator[tuple[Runtime, str, str]]:
-    for image in (BUSYBOX, NGINX):
-        runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=image)))
+    runtime.pull(NGINX)  # before any test: the port-forward tests' web server starts without a pull
     pod_id = runtime.run_pod(f"streaming-{uuid.uuid4().hex[:6]}")
-    yield runtime, pod_id, start(runtime, pod_id, BUSYBOX, ["sleep", "3600"])
+    yield runtime, pod_id, runtime.run_container(pod_id)
 
 
 @pytest.mark.parametrize("transport", ["spdy", "websocket"])
@@ -63,9 +51,8 @@ def test_exec_passes_output_and_exit_code_on(sleeper: tuple[Runtime, str, str], 
     result = runtime.crictl("exec", "-r", transport, container_id[:12], "sh", "-c", "echo out; echo err >&2; exit 3")
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
     known_containerd_gap(runtime, transport)
-    piped = subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint, "exec", "-i",
-                            "--transport", transport, container_id, "cat"], input="through stdin", capture_output=True,
-                           text=True, env=CLEAN_ENV, timeout=60)
+    piped = run_crictl("--runtime-endpoint", runtime.endpoint, "exec", "-i", "--transport", transport, container_id,
+                       "cat", input="through stdin")
     assert (piped.returncode, piped.stdout) == (0, "through stdin")
 
 
@@ -80,9 +67,8 @@ def test_exec_sync_may_outlast_the_connection_timeout(sleeper: tuple[Runtime, st
                                                       exec_timeout: list[str]) -> None:
     """As upstream: no deadline without --timeout, else the connection timeout plus the exec timeout."""
     runtime, _, container_id = sleeper
-    result = subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint, "-t", "1s",
-                             "exec", "-s", *exec_timeout, container_id, "sh", "-c", "sleep 2; echo slept"],
-                            capture_output=True, text=True, env=CLEAN_ENV, timeout=60)
+    result = run_crictl("--runtime-endpoint", runtime.endpoint, "-t", "1s", "exec", "-s", *exec_timeout,
+                        container_id, "sh", "-c", "sleep 2; echo slept")
     assert (result.returncode, result.stdout) == (0, "slept\n"), result.stderr
 
 
@@ -124,9 +110,9 @@ def group(sleeper: tuple[Runtime, str, str]) -> Group:
     runtime, pod_id, _ = sleeper
     value = uuid.uuid4().hex[:8]
     labels = {"exec-group": value}
-    older = start(runtime, pod_id, BUSYBOX, ["sleep", "3600"], labels=labels)
+    older = runtime.run_container(pod_id, labels=labels)
     time.sleep(0.01)  # distinct creation times, so that "newest first" is well defined
-    newer = start(runtime, pod_id, BUSYBOX, ["sleep", "3600"], labels=labels)
+    newer = runtime.run_container(pod_id, labels=labels)
     name = runtime.client.container_status(pb.ContainerStatusRequest(container_id=newer)).status.metadata.name
     return Group(runtime, f"exec-group={value}", older, newer, name)
 
@@ -189,7 +175,7 @@ def test_exec_filter_matching_nothing_prints_help(sleeper: tuple[Runtime, str, s
 def test_port_forward_reaches_the_pods_web_server(sleeper: tuple[Runtime, str, str], transport: str) -> None:
     runtime, pod_id, _ = sleeper
     known_containerd_gap(runtime, transport)
-    start(runtime, pod_id, NGINX, [])
+    runtime.run_container(pod_id, [], image=NGINX)
     with subprocess.Popen([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint,
                            "port-forward", "-r", transport, pod_id, ":80"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLEAN_ENV) as forward:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import pytest
 
 from cri_api import pb
-from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime, assert_one_line_error, pod_config
+from crictl.tests.conftest import BUSYBOX, Runtime, assert_one_line_error, run_crictl
 
 pytestmark = pytest.mark.root
 
@@ -28,15 +26,8 @@ class Objects:
 
 @pytest.fixture(scope="module")
 def objects(runtime: Runtime) -> Objects:
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
     pod_id = runtime.run_pod("gotmpl-pod", labels=POD_LABELS)
-    container_ids = []
-    for name in ("gotmpl-a", "gotmpl-b"):
-        config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
-                                    command=["sleep", "3600"])
-        request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config,
-                                            sandbox_config=pod_config("gotmpl-pod"))
-        container_ids.append(runtime.client.create_container(request, timeout=60).container_id)
+    container_ids = [runtime.run_container(pod_id, name=name, start=False) for name in ("gotmpl-a", "gotmpl-b")]
     image = runtime.images.image_status(pb.ImageStatusRequest(image=pb.ImageSpec(image=BUSYBOX))).image
     return Objects(pod_id, container_ids, image.id)
 
@@ -116,8 +107,7 @@ def test_template_flag_edge_cases(runtime: Runtime, objects: Objects) -> None:
     ("info", "json|yaml|go-template"),
 ])
 def test_help_lists_go_template(command: str, formats: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "crictl", command, "--help"], capture_output=True, text=True,
-                            env=CLEAN_ENV, timeout=60)
+    result = run_crictl(command, "--help")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     assert f"-o, --output [{formats}]" in text

@@ -5,9 +5,6 @@ Everything here runs without a container runtime: help never connects.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -15,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from crictl.cli import COMMANDS, CommandEntry, crictl, load_command
+from crictl.tests.conftest import ENDPOINT_VARIABLES, run_crictl
 
 # Upstream's Usage string for every command (cmd/crictl/*.go), as `crictl --help` lists them.
 UPSTREAM_SUMMARIES = {
@@ -62,12 +60,12 @@ UPSTREAM_GLOBAL_FLAGS = {
     "--profile-cpu": None, "--profile-mem": None, "--runtime-endpoint": "-r", "--timeout": "-t",
     "--tracing-endpoint": None, "--tracing-sampling-rate-per-million": None, "--help": "-h", "--version": "-v",
 }
-CLEAN_ENV = {"CONTAINER_RUNTIME_ENDPOINT": None, "IMAGE_SERVICE_ENDPOINT": None, "CRI_CONFIG_FILE": None}
+UNSET_ENDPOINT_ENV: dict[str, str | None] = dict.fromkeys(ENDPOINT_VARIABLES)  # None: CliRunner unsets them
 
 
 def invoke(*args: str) -> Result:
     """Run crictl in-process, as the console script would, with no endpoint or config from the environment."""
-    return CliRunner(env=CLEAN_ENV).invoke(crictl, list(args), prog_name="crictl")
+    return CliRunner(env=UNSET_ENDPOINT_ENV).invoke(crictl, list(args), prog_name="crictl")
 
 
 @pytest.mark.parametrize("entry", COMMANDS, ids=[entry.name for entry in COMMANDS])
@@ -157,8 +155,6 @@ def test_profiles_are_written(tmp_path: Path) -> None:
 
 def test_help_as_a_process() -> None:
     """The real entry point: ``python -m crictl help ps`` in its own process."""
-    environment = {key: value for key, value in os.environ.items() if key not in CLEAN_ENV}
-    result = subprocess.run([sys.executable, "-m", "crictl", "help", "ps"], capture_output=True, text=True,
-                            env=environment, timeout=60)
+    result = run_crictl("help", "ps")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Usage: crictl ps ")

@@ -14,8 +14,8 @@ from crictl.tests.conftest import (
     BUSYBOX,
     Runtime,
     assert_one_line_error,
-    pod_config,
     pod_config_dict,
+    split_row,
     write_json,
 )
 
@@ -30,7 +30,7 @@ SIZE = re.compile(r"\d+(\.\d+)?[kMG]?B")
 def images(runtime: Runtime) -> Iterator[Runtime]:
     """The runtime with busybox pulled; images removed by these tests are pulled again afterwards."""
     before = [tag for image in runtime.images.list_images(pb.ListImagesRequest()).images for tag in image.repo_tags]
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+    runtime.pull(BUSYBOX)
     yield runtime
     for tag in before:
         runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=tag)))
@@ -38,10 +38,6 @@ def images(runtime: Runtime) -> Iterator[Runtime]:
 
 def busybox_id(runtime: Runtime) -> str:
     return str(runtime.images.image_status(pb.ImageStatusRequest(image=pb.ImageSpec(image=BUSYBOX))).image.id)
-
-
-def split_row(line: str) -> list[str]:
-    return re.split(r"\s{3,}", line.strip())
 
 
 def test_images_table(images: Runtime) -> None:
@@ -125,10 +121,7 @@ def test_rmi_and_prune(images: Runtime) -> None:
     assert_one_line_error(images.crictl("rmi", SPARE), "no such image", SPARE)
     images.crictl("pull", SPARE, check=True)
     pod_id = images.run_pod("image-prune")
-    container = images.client.create_container(pb.CreateContainerRequest(
-        pod_sandbox_id=pod_id, sandbox_config=pod_config("image-prune"),
-        config=pb.ContainerConfig(metadata=pb.ContainerMetadata(name="uses-busybox"),
-                                  image=pb.ImageSpec(image=BUSYBOX), command=["sleep", "3600"])))
+    container_id = images.run_container(pod_id, name="uses-busybox", start=False)
     try:
         pinned = [image["id"] for image in images.crictl_json("images", "-o", "json")["images"] if image["pinned"]]
         pruned = images.crictl("rmi", "--prune", check=True).stdout.splitlines()
@@ -138,7 +131,7 @@ def test_rmi_and_prune(images: Runtime) -> None:
         assert busybox_id(images) in remaining
         assert set(pinned) <= set(remaining)
     finally:
-        images.client.remove_container(pb.RemoveContainerRequest(container_id=container.container_id))
+        images.client.remove_container(pb.RemoveContainerRequest(container_id=container_id))
 
 
 def test_rmi_usage(images: Runtime) -> None:

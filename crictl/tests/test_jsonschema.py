@@ -8,8 +8,6 @@ our schemas use).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from google.protobuf.json_format import ParseDict
 
 from cri_api import pb
 from crictl.jsonschema import SCHEMA_DIALECT, config_schema
-from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, container_config_dict, pod_config_dict
+from crictl.tests.conftest import BUSYBOX, container_config_dict, pod_config_dict, run_crictl
 
 POD_REF = "#/$defs/PodSandboxConfig"
 CONTAINER_REF = "#/$defs/ContainerConfig"
@@ -25,14 +23,9 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {"object": (dict,), "array": (list,), 
                                            "integer": (int,), "number": (int, float), "boolean": (bool,)}
 
 
-def crictl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "crictl", *args], capture_output=True, text=True, env=CLEAN_ENV,
-                          timeout=60)
-
-
 def schemas_printed(*args: str) -> list[dict[str, Any]]:
     """Every JSON document ``crictl args...`` prints, in order."""
-    result = crictl(*args)
+    result = run_crictl(*args)
     assert result.returncode == 0, result.stderr
     decoder, text, documents = json.JSONDecoder(), result.stdout.strip(), []
     while text:
@@ -144,16 +137,16 @@ def test_each_command_prints_its_schema(pod_schema: dict[str, Any], container_sc
 
 def test_without_a_choice_the_subcommand_shows_its_help() -> None:
     for command in ("create", "run"):
-        result = crictl(command, "jsonschema")
+        result = run_crictl(command, "jsonschema")
         assert result.returncode == 0
         assert result.stdout.startswith(f"Usage: crictl {command} jsonschema [OPTIONS]")
         assert "-p, --pod" in result.stdout and "-c, --container" in result.stdout
-    assert crictl("runp", "js", "--pod").returncode == 2  # runp's subcommand takes no flags
+    assert run_crictl("runp", "js", "--pod").returncode == 2  # runp's subcommand takes no flags
 
 
 def test_help_lists_the_subcommand() -> None:
     for command in ("create", "run", "runp", "pull"):
-        result = crictl(command, "--help")
+        result = run_crictl(command, "--help")
         assert result.returncode == 0
         assert "Commands:\n  jsonschema, js  Display the JSON schema for the" in result.stdout
 

@@ -16,7 +16,7 @@ import pytest
 from cri_api import pb
 from crictl.commands.logs import LogOptions, Output, entries, parse_line, parse_since, render, selected
 from crictl.errors import CrictlError
-from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime
+from crictl.tests.conftest import CLEAN_ENV, Runtime
 from critest.framework import eventually
 
 CRI_LOG = b"""2026-11-23T10:00:00.123456789Z stdout F first
@@ -90,34 +90,24 @@ class Logged:
 
     runtime: Runtime
     pod_id: str
-    pod: pb.PodSandboxConfig
     directory: Path
 
     def start(self, command: list[str]) -> str:
         """Start a busybox container running ``command``; its log is ``<directory>/<name>.log``."""
         name = f"c-{uuid.uuid4().hex[:8]}"
-        config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
-                                    log_path=f"{name}.log", command=command)
-        request = pb.CreateContainerRequest(pod_sandbox_id=self.pod_id, config=config, sandbox_config=self.pod)
-        container_id: str = self.runtime.client.create_container(request, timeout=60).container_id
-        self.runtime.client.start_container(pb.StartContainerRequest(container_id=container_id), timeout=60)
-        return container_id
+        return self.runtime.run_container(self.pod_id, command, name=name, log_path=f"{name}.log")
 
     def crictl(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """crictl against the runtime, its output as bytes (what the log lines hold, byte for byte)."""
         return subprocess.run([sys.executable, "-m", "crictl", "--runtime-endpoint", self.runtime.endpoint, *args],
                               capture_output=True, timeout=60, check=False, env=CLEAN_ENV)
 
 
 @pytest.fixture(scope="module")
 def logged(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Logged:
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
-    name = f"logs-{uuid.uuid4().hex[:8]}"
     directory = tmp_path_factory.mktemp("logs")
-    pod = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=name, uid=name, namespace="crictl-test"),
-                              log_directory=str(directory))
-    pod_id = runtime.client.run_pod_sandbox(pb.RunPodSandboxRequest(config=pod), timeout=60).pod_sandbox_id
-    runtime.pods.append(pod_id)  # removed with the module's other pods
-    return Logged(runtime, pod_id, pod, directory)
+    pod_id = runtime.run_pod(f"logs-{uuid.uuid4().hex[:8]}", log_directory=str(directory))
+    return Logged(runtime, pod_id, directory)
 
 
 @pytest.mark.root

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from cri_api import pb
 from crictl.tests.conftest import (
     BUSYBOX,
     Runtime,
@@ -76,7 +75,7 @@ def test_run_pulls_creates_and_starts(runtime: Runtime, run_pods: RunPods) -> No
 
 
 def test_run_pull_choice_follows_flags_and_config(runtime: Runtime, run_pods: RunPods, tmp_path: Path) -> None:
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+    runtime.pull(BUSYBOX)
     no_pull_config = tmp_path / "crictl.yaml"
     no_pull_config.write_text("disable-pull-on-run: true\n")
     skipped = runtime.crictl("-c", str(no_pull_config), "run", *run_pods.configs("run-config-no-pull"), check=True)

@@ -11,7 +11,7 @@ import yaml
 from crictl.errors import CrictlError
 from crictl.lookup import resolve_ids
 from crictl.output import go_json_escape, human_duration, human_size, render_table
-from crictl.tests.conftest import Runtime, assert_one_line_error, pod_config_dict, write_json
+from crictl.tests.conftest import Runtime, assert_one_line_error, pod_config_dict, split_row, write_json
 
 pytestmark = pytest.mark.root
 
@@ -22,11 +22,6 @@ POD_HEADER = ["POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "ATTEMPT", "RUN
 def pod(runtime: Runtime) -> str:
     """A ready pod shared by the module's read-only tests."""
     return runtime.run_pod("sandbox-shared", labels={"suite": "crictl", "role": "shared"})
-
-
-def split_row(line: str) -> list[str]:
-    """A table line's cells: separated by at least three spaces (tabwriter padding)."""
-    return re.split(r"\s{3,}", line.strip())
 
 
 def test_pods_table(runtime: Runtime, pod: str) -> None:

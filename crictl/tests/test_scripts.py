@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from cri_api import pb
-from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime, crictl_bin_dir, pod_config
+from crictl.tests.conftest import BUSYBOX, CLEAN_ENV, Runtime, crictl_bin_dir
 
 pytestmark = pytest.mark.root
 
@@ -53,20 +53,10 @@ def shell(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     config.write_text(f"runtime-endpoint: {runtime.endpoint}\ntimeout: 30\n")
     path = f"{crictl_bin_dir(directory / 'bin')}{os.pathsep}{os.environ.get('PATH', '')}"
     tags_before = image_tags(runtime)
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
+    runtime.pull(BUSYBOX)
     yield Shell(runtime, {**CLEAN_ENV, "PATH": path, "CRI_CONFIG_FILE": str(config), "PYTHON": sys.executable})
     for tag in tags_before:
         runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=tag)))
-
-
-def start_sleeper(runtime: Runtime, pod_id: str, pod_name: str, name: str) -> str:
-    """Create and start a busybox container sleeping in the pod; its ID."""
-    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
-                                command=["sleep", "3600"])
-    created = runtime.client.create_container(pb.CreateContainerRequest(
-        pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config(pod_name)), timeout=120)
-    runtime.client.start_container(pb.StartContainerRequest(container_id=created.container_id), timeout=120)
-    return str(created.container_id)
 
 
 def remove_pod(runtime: Runtime, pod_id: str) -> None:
@@ -80,7 +70,7 @@ def sleepers(shell: Shell) -> Iterator[list[str]]:
     runtime = shell.runtime
     pod_id = runtime.run_pod("scripts-ps")
     try:
-        yield [start_sleeper(runtime, pod_id, "scripts-ps", name) for name in ("first", "second")]
+        yield [runtime.run_container(pod_id, name=name) for name in ("first", "second")]
     finally:
         remove_pod(runtime, pod_id)
 
@@ -114,7 +104,7 @@ for pod in json.load(sys.stdin)["items"]:
 def test_rmp_force_all_removes_running_pods(shell: Shell) -> None:
     runtime = shell.runtime
     mine = {runtime.run_pod(name) for name in ("scripts-rmp-1", "scripts-rmp-2")}
-    start_sleeper(runtime, next(iter(mine)), "scripts-rmp-1", "running")
+    runtime.run_container(next(iter(mine)), name="running")
     present = set(shell.lines("crictl pods -q"))
     if present != mine:
         pytest.skip(f"the runtime holds pods this test did not make, which rmp -fa would remove: {present - mine}")
@@ -129,7 +119,7 @@ def test_rmi_prune_keeps_images_in_use(shell: Shell) -> None:
     runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=SPARE)), timeout=300)
     pod_id = runtime.run_pod("scripts-prune")
     try:
-        start_sleeper(runtime, pod_id, "scripts-prune", "uses-busybox")
+        runtime.run_container(pod_id, name="uses-busybox")
         busybox, spare = (runtime.images.image_status(pb.ImageStatusRequest(image=pb.ImageSpec(image=image))).image.id
                           for image in (BUSYBOX, SPARE))
         pinned = shell.run("""crictl images -o json | "$PYTHON" -c '

@@ -20,7 +20,7 @@ import yaml
 from cri_api import pb
 from crictl.commands.stats import cpu_percent
 from crictl.errors import CrictlError
-from crictl.tests.conftest import BUSYBOX, Runtime, assert_one_line_error, pod_config
+from crictl.tests.conftest import Runtime, assert_one_line_error, split_row
 from crictl.tests.terminal import watch_until_interrupted
 
 pytestmark = pytest.mark.root
@@ -45,14 +45,6 @@ class Setup:
     created_id: str
 
 
-def create_container(runtime: Runtime, pod_id: str, sandbox: pb.PodSandboxConfig, name: str, command: list[str],
-                     labels: dict[str, str]) -> str:
-    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
-                                command=command, labels=labels)
-    request = pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=sandbox)
-    return str(runtime.client.create_container(request, timeout=60).container_id)
-
-
 def remove_cgroup_parent(parent: str) -> None:
     """Remove the pod's (by now empty) parent cgroup from every hierarchy the runtimes created it in."""
     for hierarchy in [CGROUP_ROOT, *CGROUP_ROOT.iterdir()]:
@@ -62,24 +54,16 @@ def remove_cgroup_parent(parent: str) -> None:
 
 @pytest.fixture(scope="module")
 def setup(runtime: Runtime) -> Iterator[Setup]:
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
     parent = f"/crictl-stats-{runtime.name}"
-    sandbox = pod_config(POD_NAME, labels={"stats-test": "pod"})
-    sandbox.linux.cgroup_parent = parent
     try:
-        pod_id = runtime.client.run_pod_sandbox(pb.RunPodSandboxRequest(config=sandbox), timeout=60).pod_sandbox_id
-        runtime.pods.append(pod_id)
-        busy = create_container(runtime, pod_id, sandbox, "busy", ["sh", "-c", "while :; do :; done"], BUSY_LABEL)
-        runtime.client.start_container(pb.StartContainerRequest(container_id=busy), timeout=60)
-        created = create_container(runtime, pod_id, sandbox, "idle", ["sleep", "3600"], {"stats-test": "idle"})
+        pod_id = runtime.run_pod(POD_NAME, labels={"stats-test": "pod"},
+                                 linux=pb.LinuxPodSandboxConfig(cgroup_parent=parent))
+        busy = runtime.run_container(pod_id, ["sh", "-c", "while :; do :; done"], name="busy", labels=BUSY_LABEL)
+        created = runtime.run_container(pod_id, name="idle", labels={"stats-test": "idle"}, start=False)
         yield Setup(runtime, pod_id, busy, created)
     finally:
         runtime.remove_pods()  # the containers go with the pod
         remove_cgroup_parent(parent)
-
-
-def split_row(line: str) -> list[str]:
-    return re.split(r"\s{3,}", line.strip())
 
 
 def table(runtime: Runtime, *args: str) -> tuple[list[str], dict[str, list[str]]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cri_api import pb
-from crictl.tests.conftest import BUSYBOX, Runtime, assert_one_line_error, pod_config
+from crictl.tests.conftest import Runtime, assert_one_line_error
 
 pytestmark = pytest.mark.root
 
@@ -69,15 +69,8 @@ class Setup:
     pod_id: str
 
     def start(self) -> str:
-        """Create and start a container with the typed client; it goes with the pod."""
-        name = f"upd-{uuid.uuid4().hex[:8]}"
-        config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
-                                    command=["sleep", "3600"])
-        request = pb.CreateContainerRequest(pod_sandbox_id=self.pod_id, config=config,
-                                            sandbox_config=pod_config("update-pod"))
-        container_id: str = self.runtime.client.create_container(request, timeout=60).container_id
-        self.runtime.client.start_container(pb.StartContainerRequest(container_id=container_id), timeout=60)
-        return container_id
+        """A new running container, sleeping; it goes with the pod."""
+        return self.runtime.run_container(self.pod_id, name=f"upd-{uuid.uuid4().hex[:8]}")
 
     def pid(self, container_id: str) -> int:
         """The container's init process, from the verbose status both runtimes give."""
@@ -93,7 +86,6 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(runtime: Runtime) -> Iterator[Setup]:
-    runtime.images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
     yield Setup(runtime, runtime.run_pod("update-pod"))
 
 
