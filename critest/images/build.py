@@ -386,6 +386,7 @@ def image_config(spec: ImageSpec, diff_ids: list[str]) -> dict[str, Any]:
         "User": cfg.user,
         "WorkingDir": cfg.working_dir,
         "ExposedPorts": {port: {} for port in cfg.exposed_ports},
+        "Volumes": {path: {} for path in cfg.volumes},
         "StopSignal": cfg.stop_signal,
         "Labels": {**dict(cfg.labels), TITLE_LABEL: spec.name},
     }

@@ -194,6 +194,7 @@ class ImageConfig:
     exposed_ports: tuple[str, ...] = ()
     stop_signal: str = ""
     labels: tuple[tuple[str, str], ...] = ()
+    volumes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

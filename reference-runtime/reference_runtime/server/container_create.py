@@ -16,6 +16,7 @@ from pathlib import Path
 from cri_api import pb
 from reference_runtime import errors
 from reference_runtime.container import rootfs
+from reference_runtime.container.declared_volumes import prepare_declared_volumes
 from reference_runtime.container.spec import ContainerSpecInputs, container_spec
 from reference_runtime.sandbox.files import PodFiles
 from reference_runtime.server.container_helpers import publish, write_bundle
@@ -59,8 +60,9 @@ def create_container(svc: CriService, request: pb.CreateContainerRequest) -> pb.
         stored_config, spec_config = mount_image_volumes(svc, config, directory)
         record = dataclasses.replace(record, config_b64=encode_config(stored_config),
                                      layers=image.diff_ids + volume_layers(svc, stored_config))
-        inputs = spec_inputs(svc, sandbox, request, spec_config, container_id, image_config(svc, image), root)
-        spec = container_spec(inputs)
+        settings = image_config(svc, image)
+        volumes = prepare_declared_volumes(settings, spec_config, root, directory)
+        spec = container_spec(spec_inputs(svc, sandbox, request, spec_config, container_id, settings, root, volumes))
         log_file = Path(record.log_path) if record.log_path else None
         paths = svc.layout.monitor_paths(directory, container_id, log_file)
         write_bundle(paths.bundle, spec)
@@ -74,7 +76,7 @@ def create_container(svc: CriService, request: pb.CreateContainerRequest) -> pb.
 
 def spec_inputs(svc: CriService, sandbox: SandboxRecord, request: pb.CreateContainerRequest,
                 config: pb.ContainerConfig, container_id: str, image_config: dict[str, object],
-                root: Path) -> ContainerSpecInputs:
+                root: Path, image_volumes: dict[str, Path]) -> ContainerSpecInputs:
     files = PodFiles(*(svc.layout.sandbox_dir(sandbox.id) / name for name in ("hostname", "hosts", "resolv.conf")))
     shm = svc.layout.shm_dir(sandbox.id)
     return ContainerSpecInputs(
@@ -84,7 +86,7 @@ def spec_inputs(svc: CriService, sandbox: SandboxRecord, request: pb.CreateConta
         netns_path=sandbox.netns_path, cgroup_parent=sandbox.cgroup_parent, hostname_path=files.hostname,
         hosts_path=files.hosts, resolv_path=files.resolv_conf, shm_path=shm if rootfs.is_mountpoint(shm) else None,
         pod_namespaces=pod_namespaces(svc, sandbox), handler=svc.handler_settings(sandbox.runtime_handler),
-        runtime=svc.runtime(sandbox.runtime_handler)[0],
+        runtime=svc.runtime(sandbox.runtime_handler)[0], image_volumes=image_volumes,
     )
 
 
