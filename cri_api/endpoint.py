@@ -3,7 +3,8 @@
 Order: the command-line flag, then ``CONTAINER_RUNTIME_ENDPOINT`` / ``IMAGE_SERVICE_ENDPOINT``,
 then the config file's ``runtime-endpoint`` / ``image-endpoint``; with none of them, the
 well-known sockets of containerd, CRI-O and cri-dockerd are tried in order. The image endpoint
-falls back to the runtime endpoint.
+falls back to the runtime endpoint. A flag given an empty value is an error when the endpoint
+is used, as upstream's "--runtime-endpoint is not set".
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cri_api.config import CrictlConfig
-from cri_api.errors import EndpointError
+from cri_api.errors import EndpointError, EndpointNotSet
 
 DEFAULT_RUNTIME_ENDPOINTS = (
     "unix:///run/containerd/containerd.sock",
@@ -34,20 +35,27 @@ class Endpoints:
 
     runtime: str = ""
     image: str = ""
+    runtime_flag_empty: bool = False  # ``--runtime-endpoint ""``: set, to nothing
 
     @property
     def runtime_set(self) -> bool:
-        return bool(self.runtime)
+        return bool(self.runtime) or self.runtime_flag_empty
 
     @property
     def candidates(self) -> tuple[str, ...]:
         """The runtime endpoints to try, in order."""
+        if self.runtime_flag_empty:
+            raise EndpointNotSet("--runtime-endpoint")
         return (self.runtime,) if self.runtime else DEFAULT_RUNTIME_ENDPOINTS
 
     @property
     def image_candidates(self) -> tuple[str, ...]:
         """The image endpoints to try, in order (the runtime's when no image endpoint is set)."""
-        return (self.image,) if self.image else self.candidates
+        if self.image:
+            return (self.image,)
+        if self.runtime_flag_empty:
+            raise EndpointNotSet("--image-endpoint")
+        return self.candidates
 
 
 def resolve_endpoints(
@@ -60,7 +68,7 @@ def resolve_endpoints(
     config = config or CrictlConfig()
     runtime = _first_set(runtime_flag, environ.get(RUNTIME_ENDPOINT_ENV), config.runtime_endpoint)
     image = _first_set(image_flag, environ.get(IMAGE_ENDPOINT_ENV), config.image_endpoint)
-    return Endpoints(runtime=runtime, image=image)
+    return Endpoints(runtime=runtime, image=image, runtime_flag_empty=runtime_flag == "")
 
 
 def _first_set(*values: str | None) -> str:

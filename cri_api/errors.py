@@ -17,6 +17,15 @@ class EndpointError(Exception):
         self.reason = reason
 
 
+class EndpointNotSet(EndpointError):
+    """An endpoint flag was given an empty value: upstream refuses rather than auto-detecting."""
+
+    def __init__(self, flag: str) -> None:
+        Exception.__init__(self, f"{flag} is not set")
+        self.endpoint = ""
+        self.reason = f"{flag} is not set"
+
+
 class NoEndpointAnswers(EndpointError):
     """None of several candidate endpoints (crictl's auto-detection list) could be used."""
 

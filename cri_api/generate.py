@@ -9,15 +9,38 @@ Run from anywhere with the pinned ``grpcio-tools`` (``pip install -e .[dev]``)::
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from importlib import metadata
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO = Path("cri_api/runtime/v1/api.proto")
 
 
+def pinned_tools_version() -> str:
+    """The grpcio-tools version pyproject.toml pins for generating the stubs."""
+    found = re.search(r'"grpcio-tools==([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text())
+    if found is None:
+        raise SystemExit("pyproject.toml pins no grpcio-tools version")
+    return found.group(1)
+
+
+def check_tools_version() -> None:
+    """Refuse to generate with another grpcio-tools than the pinned one: its stubs would differ."""
+    pinned = pinned_tools_version()
+    try:
+        installed = metadata.version("grpcio-tools")
+    except metadata.PackageNotFoundError:
+        raise SystemExit(f"grpcio-tools is not installed: pip install grpcio-tools=={pinned}") from None
+    if installed != pinned:
+        raise SystemExit(f"grpcio-tools {installed} is installed but {pinned} is pinned: "
+                         f"pip install grpcio-tools=={pinned}")
+
+
 def generate(out_dir: Path) -> None:
     """Write api_pb2.py, api_pb2.pyi and api_pb2_grpc.py for the proto under ``out_dir``."""
+    check_tools_version()
     from grpc_tools import protoc  # only a dev dependency
 
     out_dir.mkdir(parents=True, exist_ok=True)

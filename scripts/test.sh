@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check .
+# Everything is installed now: a test that skips for want of root or a package is a failure.
+export CRI_TOOLS_STRICT_TESTBED=1
 exec .venv/bin/python -m pytest "$@"

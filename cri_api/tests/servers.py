@@ -25,6 +25,17 @@ class VersionOnlyRuntime(pb_grpc.RuntimeServiceServicer):
                                   runtime_version="1.2.3", runtime_api_version="v1")
 
 
+class SlowStatusRuntime(VersionOnlyRuntime):
+    """Answers Version at once and Status only after ``delay`` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
+        threading.Event().wait(self.delay)
+        return pb.StatusResponse()
+
+
 class ImagesOfSize(pb_grpc.ImageServiceServicer):
     """Answers ImageFsInfo, and ListImages with one image whose tag is ``tag_bytes`` long."""
 

@@ -16,6 +16,7 @@ from cri_api.errors import CRIError, EndpointError, NoEndpointAnswers
 from cri_api.tests.servers import (
     RUNTIME_NAME,
     ImagesOfSize,
+    SlowStatusRuntime,
     VersionOnlyRuntime,
     bound_not_listening,
     cri_server,
@@ -108,6 +109,14 @@ def test_path_that_is_not_a_socket(tmp_path: Path) -> None:
         RuntimeClient.connect(str(regular))
     with pytest.raises(EndpointError, match="not a unix socket"):
         RuntimeClient.connect(str(tmp_path))
+
+
+def test_per_call_timeout_overrides_the_client_default(sock: Path) -> None:
+    with cri_server(sock, runtime=SlowStatusRuntime(delay=2)) as endpoint:
+        with RuntimeClient.connect(endpoint, timeout=30) as client:
+            with pytest.raises(CRIError) as failure:
+                client.status(pb.StatusRequest(), timeout=0.2)
+            assert failure.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def test_refused_connection(sock: Path) -> None:

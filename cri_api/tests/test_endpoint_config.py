@@ -8,7 +8,7 @@ import pytest
 
 from cri_api.config import ConfigError, CrictlConfig, config_path, load_config, parse_duration
 from cri_api.endpoint import DEFAULT_RUNTIME_ENDPOINTS, grpc_target, resolve_endpoints, socket_path
-from cri_api.errors import EndpointError
+from cri_api.errors import EndpointError, EndpointNotSet
 
 FLAG, ENV, FILE = "unix:///flag.sock", "unix:///env.sock", "unix:///file.sock"
 
@@ -19,15 +19,25 @@ FLAG, ENV, FILE = "unix:///flag.sock", "unix:///env.sock", "unix:///file.sock"
         (FLAG, ENV, FILE, FLAG),
         (None, ENV, FILE, ENV),
         (None, None, FILE, FILE),
-        ("", "", FILE, FILE),
+        (None, "", FILE, FILE),
     ],
-    ids=["flag-wins", "env-over-file", "file", "empty-values-are-unset"],
+    ids=["flag-wins", "env-over-file", "file", "empty-env-is-unset"],
 )
 def test_runtime_endpoint_precedence(flag: str | None, env: str | None, file: str, expected: str) -> None:
     environ = {"CONTAINER_RUNTIME_ENDPOINT": env} if env is not None else {}
     endpoints = resolve_endpoints(flag, None, CrictlConfig(runtime_endpoint=file), environ)
     assert endpoints.runtime == expected
     assert endpoints.candidates == (expected,)
+
+
+def test_a_runtime_flag_set_to_nothing_is_refused_when_used() -> None:
+    endpoints = resolve_endpoints("", None, CrictlConfig(runtime_endpoint=FILE), {})
+    assert endpoints.runtime_set
+    with pytest.raises(EndpointNotSet, match=r"^--runtime-endpoint is not set$"):
+        _ = endpoints.candidates
+    with pytest.raises(EndpointNotSet, match=r"^--image-endpoint is not set$"):
+        _ = endpoints.image_candidates
+    assert resolve_endpoints("", "unix:///img.sock", CrictlConfig(), {}).image_candidates == ("unix:///img.sock",)
 
 
 def test_image_endpoint_precedence_and_fallback() -> None:

@@ -52,3 +52,11 @@ def test_committed_stubs_are_fresh(tmp_path: Path) -> None:
     for stub in STUBS:
         fresh = (tmp_path / "cri_api" / "runtime" / "v1" / stub).read_bytes()
         assert fresh == (STUB_DIR / stub).read_bytes(), f"{stub} is stale: run python -m cri_api.generate"
+
+
+def test_generator_refuses_an_unpinned_grpcio_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cri_api import generate
+
+    monkeypatch.setattr(generate.metadata, "version", lambda _name: "0.0.1")
+    with pytest.raises(SystemExit, match=rf"grpcio-tools 0.0.1 is installed but {generate.pinned_tools_version()}"):
+        generate.generate(Path("/nonexistent"))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from cri_api.tests.servers import VersionOnlyRuntime, bound_not_listening, cri_server
-from crictl.tests.conftest import assert_one_line_error, run_crictl
+from cri_api.tests.servers import VersionOnlyRuntime, bound_not_listening, cri_server, silent_listener
+from crictl.tests.conftest import CLEAN_ENV, assert_one_line_error, run_crictl
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def test_version_prints_upstream_fields(tmp_path: Path) -> None:
@@ -41,12 +46,34 @@ def test_tcp_scheme() -> None:
 
 def test_path_that_is_not_a_socket(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("")
-    assert_one_line_error(run_crictl("-r", str(tmp_path / "plain"), "version"), "not a unix socket")
+    assert_one_line_error(run_crictl("-r", str(tmp_path / "plain"), "version"), str(tmp_path / "plain"),
+                          "not a unix socket")
 
 
 def test_refused(tmp_path: Path) -> None:
     with bound_not_listening(tmp_path / "cri.sock") as endpoint:
-        assert_one_line_error(run_crictl("-r", endpoint, "version"), "connection refused")
+        assert_one_line_error(run_crictl("-r", endpoint, "version"), endpoint, "connection refused")
+
+
+def test_listener_that_never_answers_times_out(tmp_path: Path) -> None:
+    with silent_listener(tmp_path / "cri.sock") as endpoint:
+        result = run_crictl("-r", endpoint, "-t", "1s", "version")
+    assert_one_line_error(result, endpoint, "no answer to Version in time")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run crictl as another user")
+def test_permission_denied(tmp_path: Path) -> None:
+    socket_path = tmp_path / "cri.sock"
+    tmp_path.chmod(0o755)
+    with cri_server(socket_path, runtime=VersionOnlyRuntime()) as endpoint:
+        socket_path.chmod(0o600)
+        result = subprocess.run([sys.executable, "-m", "crictl", "-r", endpoint, "version"], user="nobody",
+                                capture_output=True, text=True, env=CLEAN_ENV, cwd=REPOSITORY, timeout=60)
+    assert_one_line_error(result, endpoint, "permission denied")
+
+
+def test_runtime_endpoint_set_to_nothing() -> None:
+    assert_one_line_error(run_crictl("-r", "", "version"), "--runtime-endpoint is not set")
 
 
 def test_bad_config_key(tmp_path: Path) -> None:
