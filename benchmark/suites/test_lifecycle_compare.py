@@ -10,7 +10,6 @@ and read the table it prints: per-operation medians side by side, and the whole 
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from benchmark.compare import RUNTIMES, endpoint_of, median_ms
 from cri_api import pb
 from cri_api.client import ImageClient, RuntimeClient
 from critest.images.catalog import BUSYBOX
@@ -26,7 +26,6 @@ pytestmark = pytest.mark.root
 
 ROUNDS = 20
 WARMUP_ROUNDS = 2
-RUNTIMES = ("reference-runtime", "containerd")
 OPERATIONS = ("RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer",
               "StopPodSandbox", "RemovePodSandbox")
 
@@ -42,11 +41,10 @@ class Timings:
         return result
 
     def median_ms(self, operation: str) -> float:
-        return statistics.median(self.samples[operation]) * 1000
+        return median_ms(self.samples[operation])
 
     def cycle_ms(self) -> float:
-        cycles = [sum(values) for values in zip(*self.samples.values(), strict=True)]
-        return statistics.median(cycles) * 1000
+        return median_ms([sum(values) for values in zip(*self.samples.values(), strict=True)])
 
 
 RESULTS: dict[str, Timings] = {}
@@ -54,11 +52,10 @@ RESULTS: dict[str, Timings] = {}
 
 @pytest.fixture(params=RUNTIMES)
 def clients(request: pytest.FixtureRequest) -> Iterator[tuple[str, RuntimeClient]]:
-    testbed_fixture = {"reference-runtime": "reference_runtime_testbed", "containerd": "containerd_testbed"}
-    testbed = request.getfixturevalue(testbed_fixture[request.param])
-    with ImageClient.connect(testbed.endpoint, timeout=120) as images:
+    endpoint = endpoint_of(request, request.param)
+    with ImageClient.connect(endpoint, timeout=120) as images:
         images.pull_image(pb.PullImageRequest(image=pb.ImageSpec(image=BUSYBOX)))
-    with RuntimeClient.connect(testbed.endpoint, timeout=120) as runtime:
+    with RuntimeClient.connect(endpoint, timeout=120) as runtime:
         yield request.param, runtime
 
 

@@ -1,7 +1,9 @@
 """The image side of the runtime: pull, resolve, remove, and keep disk in step with the index.
 
 Garbage collection deletes every blob and layer directory that no image names, no pull in
-progress holds (a lease) and no container uses. It runs after a removal and at start-up.
+progress holds (a lease), no container or pod being created holds (an ``ImageHold``) and no
+container or pod uses. It runs after a removal, and at start-up once the server has loaded the
+container and pod records (``recover`` alone cannot know what they stand on, so it never collects).
 """
 
 from __future__ import annotations
@@ -36,18 +38,46 @@ class Leases:
     @contextlib.contextmanager
     def hold(self, keys: Iterable[str]) -> Iterator[None]:
         keys = list(keys)
-        with self.lock:
-            self._held.update(keys)
+        self.acquire(keys)
         try:
             yield
         finally:
-            with self.lock:
-                self._held.subtract(keys)
-                self._held = +self._held
+            self.release(keys)
+
+    def acquire(self, keys: Iterable[str]) -> None:
+        with self.lock:
+            self._held.update(keys)
+
+    def release(self, keys: Iterable[str]) -> None:
+        with self.lock:
+            self._held.subtract(keys)
+            self._held = +self._held
 
     def held(self) -> set[str]:
         with self.lock:
             return set(self._held)
+
+
+class ImageHold:
+    """The images a container or pod being created stands on, kept on disk until the hold ends.
+
+    ``resolve`` looks the image up and leases its layers under the lease lock, so a RemoveImage
+    racing the creation either removed the image first (nothing is found) or finds its layers
+    held. The creation ends the hold once its record (which keeps the layers from then on) is
+    stored, or once it failed.
+    """
+
+    def __init__(self, images: ImageService) -> None:
+        self._images = images
+        self.layers: list[str] = []
+
+    def resolve(self, text: str) -> ImageRecord | None:
+        with self._images.leases.lock:
+            image = self._images.resolve(text)
+            if image is not None:
+                self._images.leases.acquire(image.diff_ids)
+                self.layers.extend(image.diff_ids)
+        return image
 
 
 class ImageService:
@@ -60,13 +90,16 @@ class ImageService:
         self.leases = Leases()
         self.settings = pull.PullSettings(config.registry_config_dir, config.max_concurrent_downloads,
                                           config.max_layer_inflated_bytes)
-        # Layers that containers stand on; the container service replaces this.
+        # Layers that containers and pods stand on; the CRI service replaces this.
         self.layers_in_use: Callable[[], set[str]] = set
         self._pulls_lock = threading.Lock()
         self._pulls: dict[tuple[str, Credentials], Future[ImageRecord]] = {}
 
     def recover(self) -> None:
-        """Finish what a crash interrupted: drop temporary files and images missing on disk, then collect."""
+        """Finish what a crash interrupted: drop temporary files and images missing on disk.
+
+        Nothing is collected here: the caller does that once it knows the layers in use.
+        """
         self.content.recover()
         self.snapshots.recover()
         self.store.load()
@@ -76,7 +109,6 @@ class ImageService:
             if missing:
                 log.warning("dropping an image whose content is gone", extra={"image": image.id, "missing": missing[0]})
                 self.store.remove(image.id)
-        self.collect_garbage()
 
     # ------------------------------------------------------------------ lookups
 
@@ -107,6 +139,17 @@ class ImageService:
     def rootfs_layers(self, image: ImageRecord) -> list[Path]:
         """The image's layer directories, top first, as overlayfs wants its lowerdir list."""
         return [self.snapshots.directory(diff_id) for diff_id in reversed(image.diff_ids)]
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[ImageHold]:
+        """An ``ImageHold`` for one creation; what an image removed meanwhile leaves unused goes when it ends."""
+        hold = ImageHold(self)
+        try:
+            yield hold
+        finally:
+            self.leases.release(hold.layers)
+            if set(hold.layers) - self.referenced_layers():
+                self.collect_garbage()
 
     # ------------------------------------------------------------------ pull and remove
 

@@ -18,6 +18,7 @@ from reference_runtime import errors
 from reference_runtime.container import rootfs
 from reference_runtime.container.declared_volumes import prepare_declared_volumes
 from reference_runtime.container.spec import ContainerSpecInputs, container_spec
+from reference_runtime.image.service import ImageHold
 from reference_runtime.sandbox.files import PodFiles
 from reference_runtime.server.container_helpers import publish, write_bundle
 from reference_runtime.server.container_image_volumes import mount_image_volumes, unmount_image_volumes
@@ -37,7 +38,18 @@ def create_container(svc: CriService, request: pb.CreateContainerRequest) -> pb.
     sandbox = svc.sandboxes.get(request.pod_sandbox_id)
     if not is_ready(svc, sandbox):
         raise errors.FailedPrecondition(f"pod sandbox {sandbox.id} is not ready")
-    image = svc.images.resolve(config.image.image) if config.image.image else None
+    # What is resolved through the hold stays on disk until the container's record keeps it.
+    with svc.images.holding() as hold:
+        record = create_container_record(svc, request, sandbox, hold)
+    publish(svc, record, pb.ContainerEventType.CONTAINER_CREATED_EVENT)
+    return pb.CreateContainerResponse(container_id=record.id)
+
+
+def create_container_record(svc: CriService, request: pb.CreateContainerRequest, sandbox: SandboxRecord,
+                            hold: ImageHold) -> ContainerRecord:
+    """Mount the root, write the bundle and store the record; a failure leaves nothing behind."""
+    config = request.config
+    image = hold.resolve(config.image.image) if config.image.image else None
     if image is None:
         raise errors.NotFound(f"image {config.image.image!r} not found: pull it first")
     svc.runtime(sandbox.runtime_handler)  # an unknown or missing handler fails now, not at start
@@ -57,9 +69,9 @@ def create_container(svc: CriService, request: pb.CreateContainerRequest) -> pb.
         rootfs.mount_overlay(svc.images.rootfs_layers(image), directory / "upper", directory / "work", root)
         undo.callback(rootfs.unmount, root)
         undo.callback(unmount_image_volumes, directory)
-        stored_config, spec_config = mount_image_volumes(svc, config, directory)
-        record = dataclasses.replace(record, config_b64=encode_config(stored_config),
-                                     layers=image.diff_ids + volume_layers(svc, stored_config))
+        stored_config, spec_config = mount_image_volumes(svc, config, directory, hold)
+        # The layers of the image and of the image volumes: everything resolved through the hold.
+        record = dataclasses.replace(record, config_b64=encode_config(stored_config), layers=tuple(hold.layers))
         settings = image_config(svc, image)
         volumes = prepare_declared_volumes(settings, spec_config, root, directory)
         spec = container_spec(spec_inputs(svc, sandbox, request, spec_config, container_id, settings, root, volumes))
@@ -70,8 +82,7 @@ def create_container(svc: CriService, request: pb.CreateContainerRequest) -> pb.
             Path(record.log_path).parent.mkdir(parents=True, exist_ok=True)
         svc.containers.add(record)  # from now on the image's layers are kept for this container
         undo.pop_all()
-    publish(svc, record, pb.ContainerEventType.CONTAINER_CREATED_EVENT)
-    return pb.CreateContainerResponse(container_id=container_id)
+    return record
 
 
 def spec_inputs(svc: CriService, sandbox: SandboxRecord, request: pb.CreateContainerRequest,
@@ -93,12 +104,6 @@ def spec_inputs(svc: CriService, sandbox: SandboxRecord, request: pb.CreateConta
 def pod_namespaces(svc: CriService, sandbox: SandboxRecord) -> dict[str, str]:
     """The pinned IPC and UTS namespaces of a pod without a pause container (one with joins the pause's)."""
     return {} if sandbox.pid else {kind: str(path) for kind, path in pinned_namespaces(svc, sandbox).items()}
-
-
-def volume_layers(svc: CriService, config: pb.ContainerConfig) -> tuple[str, ...]:
-    """The layers of the images mounted as volumes: kept on disk while the container exists."""
-    images = [svc.images.store.get(mount.image.image_ref) for mount in config.mounts if mount.image.image_ref]
-    return tuple(layer for image in images if image is not None for layer in image.diff_ids)
 
 
 def target_pid(svc: CriService, config: pb.ContainerConfig) -> int | None:

@@ -13,14 +13,18 @@ from pathlib import Path
 from cri_api import pb
 from reference_runtime import errors
 from reference_runtime.container import rootfs
+from reference_runtime.image.service import ImageHold
 from reference_runtime.server.service import CriService
 
 VOLUMES_DIR = "image-volumes"
 
 
-def mount_image_volumes(svc: CriService, config: pb.ContainerConfig,
-                        container_dir: Path) -> tuple[pb.ContainerConfig, pb.ContainerConfig]:
-    """(the config to store, the config to build the spec from); mounts made here are under ``container_dir``."""
+def mount_image_volumes(svc: CriService, config: pb.ContainerConfig, container_dir: Path,
+                        hold: ImageHold) -> tuple[pb.ContainerConfig, pb.ContainerConfig]:
+    """(the config to store, the config to build the spec from); mounts made here are under ``container_dir``.
+
+    The images are resolved through the creation's ``hold``, so their layers stay while they are mounted.
+    """
     stored, for_spec = pb.ContainerConfig(), pb.ContainerConfig()
     stored.CopyFrom(config)
     for_spec.CopyFrom(config)
@@ -29,7 +33,7 @@ def mount_image_volumes(svc: CriService, config: pb.ContainerConfig,
             continue
         if not mount.readonly:
             raise errors.InvalidArgument(f"image volume at {mount.container_path} must be read-only")
-        image = svc.images.resolve(mount.image.image)
+        image = hold.resolve(mount.image.image)
         if image is None:
             raise errors.NotFound(f"image {mount.image.image!r} of the volume at {mount.container_path} not found")
         target = container_dir / VOLUMES_DIR / str(index)

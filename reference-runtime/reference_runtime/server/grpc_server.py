@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
 
@@ -24,11 +26,25 @@ def create_server(svc: CriService, socket_path: Path) -> grpc.Server:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="cri"))
     pb_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(svc), server)
     pb_grpc.add_ImageServiceServicer_to_server(ImageServicer(svc), server)
-    server.add_insecure_port(f"unix://{socket_path}")
+    with socket_umask():
+        server.add_insecure_port(f"unix://{socket_path}")  # binds, creating the socket file
     server.start()
-    os.chmod(socket_path, SOCKET_MODE)
-    os.chown(socket_path, 0, 0)
+    os.chown(socket_path, 0, 0)  # root:root even when the daemon runs with another group
     return server
+
+
+@contextlib.contextmanager
+def socket_umask() -> Iterator[None]:
+    """Make the socket file 0660 as it is created, so it is never reachable with a wider mode.
+
+    The umask is the process's, but only the bind runs under it: no RPC is served yet and recovery,
+    whose threads create files, has not started.
+    """
+    previous = os.umask(0o777 & ~SOCKET_MODE)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def prepare_socket_path(socket_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Start-up recovery: reload pods and containers, learn what happened while the daemon was down.
 
 Containers keep running under their monitors while the daemon is away; their exit files tell
-which ones stopped meanwhile. Names are reserved again, so nothing can be created twice.
+which ones stopped meanwhile. Names are reserved again, so nothing can be created twice. Image
+garbage is collected only once every pod and container record is loaded: before that, the layers
+they stand on would look unused.
 """
 
 from __future__ import annotations

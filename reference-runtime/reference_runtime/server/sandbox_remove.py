@@ -25,4 +25,6 @@ def remove_pod_sandbox(svc: CriService, request: pb.RemovePodSandboxRequest) -> 
         svc.sandboxes.delete(record.id)
         svc.sandbox_names.release_owner(record.id)
         svc.stats.forget(record.id)
+    if set(record.layers) - svc.images.referenced_layers():
+        svc.images.collect_garbage()  # the pod held the last use of a pause image removed meanwhile
     return pb.RemovePodSandboxResponse()

@@ -21,6 +21,7 @@ from reference_runtime import errors
 from reference_runtime.container import rootfs
 from reference_runtime.container.spec import SandboxSpecInputs, sandbox_spec, validate_sysctls
 from reference_runtime.image.registry.auth import Credentials
+from reference_runtime.image.service import ImageHold
 from reference_runtime.network.cni import PodNetwork, PortMapping
 from reference_runtime.network.netns import create_netns, remove_netns
 from reference_runtime.sandbox.files import PodFiles, pod_hostname, write_pod_files
@@ -45,10 +46,10 @@ def run_pod_sandbox(svc: CriService, request: pb.RunPodSandboxRequest) -> pb.Run
                            created_at=time.time_ns(), cgroup_parent=config.linux.cgroup_parent or DEFAULT_CGROUP_PARENT)
     host_network = config.linux.security_context.namespace_options.network == pb.NamespaceMode.NODE
     host_ipc = config.linux.security_context.namespace_options.ipc == pb.NamespaceMode.NODE
-    with Undo() as undo:
+    with svc.images.holding() as hold, Undo() as undo:
         svc.sandbox_names.reserve(record.name_key, sandbox_id)
         undo.callback(svc.sandbox_names.release_owner, sandbox_id)
-        pause = pause_image(svc)
+        pause = pause_image(svc, hold)
         directory = svc.layout.sandbox_dir(sandbox_id)
         directory.mkdir(parents=True)
         undo.callback(shutil.rmtree, directory, True)
@@ -67,7 +68,7 @@ def run_pod_sandbox(svc: CriService, request: pb.RunPodSandboxRequest) -> pb.Run
             record = _with(record, netns_path=netns_path, ip=status.ip, additional_ips=status.additional_ips)
         if needs_pause_container(config):
             pid = start_pause_container(svc, undo, record, pause, files, shm)
-            record = _with(record, pid=pid)
+            record = _with(record, pid=pid, layers=pause.diff_ids)
         else:
             pins = namespace_pins(svc, sandbox_id, host_network, host_ipc)
             sysctls = validate_sysctls(dict(config.linux.sysctls), host_network, host_ipc)
@@ -123,10 +124,15 @@ def check_metadata(metadata: pb.PodSandboxMetadata) -> None:
             raise errors.InvalidArgument(f"pod sandbox metadata: {field} must be set")
 
 
-def pause_image(svc: CriService) -> ImageRecord:
-    """The pause image, pulled on first use (pulls of it share one download)."""
-    image = svc.images.resolve(svc.config.pause_image)
-    return image if image is not None else svc.images.pull(svc.config.pause_image, Credentials())
+def pause_image(svc: CriService, hold: ImageHold) -> ImageRecord:
+    """The pause image, pulled on first use (pulls of it share one download), its layers held for the pod."""
+    image = hold.resolve(svc.config.pause_image)
+    if image is None:
+        svc.images.pull(svc.config.pause_image, Credentials())
+        image = hold.resolve(svc.config.pause_image)
+    if image is None:
+        raise errors.Unavailable(f"pause image {svc.config.pause_image} was removed while the pod started")
+    return image
 
 
 def pod_network(record: SandboxRecord, config: pb.PodSandboxConfig, netns_path: str) -> PodNetwork:

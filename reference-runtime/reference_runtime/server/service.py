@@ -108,7 +108,9 @@ class CriService:
             return self._runtimes[handler]
 
     def layers_in_use(self) -> set[str]:
-        return {layer for container in self.containers.list() for layer in container.layers}
+        """The layers under containers and pause containers: garbage collection keeps them."""
+        records: list[ContainerRecord | SandboxRecord] = [*self.containers.list(), *self.sandboxes.list()]
+        return {layer for record in records for layer in record.layers}
 
     def lock_for(self, object_id: str) -> AbstractContextManager[None]:
         return self.object_locks.hold(object_id)

@@ -28,6 +28,7 @@ class SandboxRecord:
     additional_ips: tuple[str, ...] = ()
     cgroup_parent: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    layers: tuple[str, ...] = ()        # the pause image's diff IDs, if a pause container runs: kept on disk
 
     @property
     def config(self) -> pb.PodSandboxConfig:
@@ -45,7 +46,8 @@ def encode_config(config: Any) -> str:
 
 
 def _from_json(data: dict[str, Any]) -> SandboxRecord:
-    return dataclasses.replace(SandboxRecord(**data), additional_ips=tuple(data.get("additional_ips", ())))
+    return dataclasses.replace(SandboxRecord(**data), additional_ips=tuple(data.get("additional_ips", ())),
+                               layers=tuple(data.get("layers", ())))
 
 
 def sandbox_store(directory: Path) -> RecordStore[SandboxRecord]:

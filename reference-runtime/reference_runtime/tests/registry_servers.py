@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import base64
 import datetime
+import gzip
 import hashlib
+import io
 import ipaddress
 import json
 import socket
+import tarfile
 import threading
 import time
 import uuid
@@ -31,6 +34,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from critest.testbed.registry import LocalRegistry
+
+# Who the auth registries know: a user (name: password) and an OAuth2 refresh token (token: user).
+USERS = {"alice": "wonderland"}
+REFRESH_TOKENS = {"alice-refresh-token": "alice"}
 
 # --------------------------------------------------------------------------- certificates
 
@@ -455,3 +462,44 @@ class _ScriptedHandler(_QuietHandler):
                 self.wfile.write(route.body)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+# --------------------------------------------------------------------------- images for the scripted registry
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def layer_tar(files: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, target in (symlinks or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def serve_image(registry: ScriptedRegistry, repository: str, tag: str, layers: list[bytes],
+                diff_ids: list[str] | None = None, served_layers: list[bytes] | None = None) -> str:
+    """Serve an image of gzip ``layers``; ``diff_ids`` and ``served_layers`` may lie. Returns the config digest."""
+    compressed = [gzip.compress(layer, mtime=0) for layer in layers]
+    diff_ids = diff_ids or ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": "1000"},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config_digest = sha256_digest(config)
+    registry.add_blob(repository, config_digest, config)
+    for index, blob in enumerate(compressed):
+        registry.add_blob(repository, sha256_digest(blob), (served_layers or compressed)[index])
+    manifest = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": sha256_digest(blob), "size": len(blob)}
+                   for blob in compressed],
+    }
+    registry.add_json_manifest(repository, manifest, tag=tag)
+    return config_digest

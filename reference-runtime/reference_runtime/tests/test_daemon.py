@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -68,6 +69,20 @@ def test_serves_version_on_a_private_socket(tmp_path: Path, daemon: subprocess.P
     assert os.stat(sock).st_uid == 0
 
 
+def test_the_socket_is_created_with_its_final_mode(tmp_path: Path) -> None:
+    """No window at the umask's mode: the bind itself makes the file 0660."""
+    from reference_runtime.server.grpc_server import SOCKET_MODE, socket_umask
+
+    previous = os.umask(0o022)
+    try:
+        with socket_umask(), socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(tmp_path / "probe.sock"))
+            assert stat.S_IMODE(os.stat(tmp_path / "probe.sock").st_mode) == SOCKET_MODE
+        assert os.umask(0o022) == 0o022  # put back
+    finally:
+        os.umask(previous)
+
+
 def test_unbuilt_rpcs_are_unimplemented(tmp_path: Path, daemon: subprocess.Popen[str]) -> None:
     with RuntimeClient.connect(str(tmp_path / "cri.sock")) as client, pytest.raises(CRIError) as failure:
         client.checkpoint_pod(pb.CheckpointPodRequest(pod_sandbox_id="x"))
@@ -79,8 +94,10 @@ def test_image_service_is_served_on_the_same_socket(tmp_path: Path, daemon: subp
         assert list(client.list_images(pb.ListImagesRequest()).images) == []
 
 
-def test_sigterm_stops_cleanly_and_removes_the_socket(tmp_path: Path, daemon: subprocess.Popen[str]) -> None:
-    daemon.send_signal(signal.SIGTERM)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_cleanly_and_removes_the_socket(tmp_path: Path, daemon: subprocess.Popen[str],
+                                                       signum: signal.Signals) -> None:
+    daemon.send_signal(signum)
     _, stderr = daemon.communicate(timeout=15)
     assert daemon.returncode == 0
     assert not (tmp_path / "cri.sock").exists()
@@ -95,8 +112,6 @@ def test_second_daemon_on_a_busy_socket_is_refused(tmp_path: Path, daemon: subpr
 
 
 def test_stale_socket_is_replaced(tmp_path: Path) -> None:
-    import socket
-
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(tmp_path / "cri.sock"))
     stale.close()

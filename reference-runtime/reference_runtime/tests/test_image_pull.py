@@ -7,10 +7,6 @@ no layer directory), and nothing is ever written outside the runtime's root.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import io
-import json
-import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,51 +15,22 @@ import pytest
 
 from reference_runtime import errors
 from reference_runtime.config import DaemonConfig
+from reference_runtime.image.pull import MAX_CONFIG_BYTES
 from reference_runtime.image.registry.auth import Credentials
+from reference_runtime.image.registry.client import host_platform
 from reference_runtime.image.service import ImageService
-from reference_runtime.tests.registry_servers import ScriptedRegistry, sha256_digest
+from reference_runtime.tests.registry_servers import (
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    ScriptedRegistry,
+    layer_tar,
+    serve_image,
+    sha256_digest,
+)
 
 pytestmark = pytest.mark.root
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def layer_tar(files: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, target in (symlinks or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            tar.addfile(info)
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def serve_image(registry: ScriptedRegistry, repository: str, tag: str, layers: list[bytes],
-                diff_ids: list[str] | None = None, served_layers: list[bytes] | None = None) -> str:
-    """Serve an image of gzip ``layers``; ``diff_ids`` and ``served_layers`` may lie. Returns the config digest."""
-    compressed = [gzip.compress(layer, mtime=0) for layer in layers]
-    diff_ids = diff_ids or ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": "1000"},
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
-    config_digest = sha256_digest(config)
-    registry.add_blob(repository, config_digest, config)
-    for index, blob in enumerate(compressed):
-        registry.add_blob(repository, sha256_digest(blob), (served_layers or compressed)[index])
-    manifest = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": sha256_digest(blob), "size": len(blob)}
-                   for blob in compressed],
-    }
-    registry.add_json_manifest(repository, manifest, tag=tag)
-    return config_digest
 
 
 @pytest.fixture
@@ -104,7 +71,7 @@ def test_an_image_keeps_and_counts_its_index_and_manifest(service: ImageService,
     serve_image(registry, "app", "v1", [layer])
     manifest = registry.routes["/v2/app/manifests/v1"].body
     entry = {"mediaType": OCI_MANIFEST, "digest": sha256_digest(manifest), "size": len(manifest),
-             "platform": {"os": "linux", "architecture": "amd64"}}
+             "platform": {"os": "linux", "architecture": host_platform()[1]}}
     index = registry.add_json_manifest("app", {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]},
                                        tag="multi")
 
@@ -193,3 +160,90 @@ def test_a_layer_shared_by_two_images_is_unpacked_once_and_kept_while_either_nee
     assert service.snapshots.has(two.diff_ids[0]) and not service.snapshots.has(one.diff_ids[1])
     service.remove(two.id)
     assert stored_files(service) == []
+
+
+def test_a_config_over_4_mib_is_refused_before_download_and_nothing_stored(
+        service: ImageService, registry: ScriptedRegistry) -> None:
+    config = b'{"rootfs": {"type": "layers", "diff_ids": []}, "padding": "' + b"x" * MAX_CONFIG_BYTES + b'"}'
+    registry.add_blob("app", sha256_digest(config), config)
+    registry.add_json_manifest("app", {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
+                                       "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config),
+                                                  "size": len(config)}}, tag="v1")
+
+    with pytest.raises(errors.ResourceExhausted) as failure:
+        service.pull(f"{registry.address}/app:v1", Credentials())
+
+    assert str(failure.value) == f"image config is {len(config)} bytes; the limit is {MAX_CONFIG_BYTES}"
+    assert not [path for path in registry.paths() if "/blobs/" in path]
+    assert_nothing_stored(service, f"{registry.address}/app:v1")
+
+
+def test_recovery_alone_never_collects(service: ImageService, registry: ScriptedRegistry, tmp_path: Path) -> None:
+    """At start-up the layers of containers are not known yet: only the server may collect, once they are."""
+    serve_image(registry, "app", "v1", [layer_tar({"etc/hello": b"hi"})])
+    record = service.pull(f"{registry.address}/app:v1", Credentials())
+    service.store.remove(record.id)  # as RemoveImage leaves it while a container stands on the layer
+    restarted = ImageService(service.config)
+
+    restarted.recover()
+    assert restarted.snapshots.has(record.diff_ids[0])
+    restarted.layers_in_use = lambda: set(record.diff_ids)
+    restarted.collect_garbage()
+    assert restarted.snapshots.directory(record.diff_ids[0]).is_dir()
+    restarted.layers_in_use = set
+    restarted.collect_garbage()
+    assert stored_files(restarted) == []
+
+
+def remove_in_another_thread(service: ImageService, reference: str) -> None:
+    remover = threading.Thread(target=service.remove, args=(reference,))
+    remover.start()
+    remover.join()
+
+
+def test_a_hold_keeps_the_layers_of_an_image_removed_meanwhile_until_it_ends(
+        service: ImageService, registry: ScriptedRegistry) -> None:
+    serve_image(registry, "app", "v1", [layer_tar({"etc/hello": b"hi"})])
+    reference = f"{registry.address}/app:v1"
+    service.pull(reference, Credentials())
+
+    with service.holding() as hold:
+        image = hold.resolve(reference)
+        assert image is not None
+        remove_in_another_thread(service, reference)
+        assert service.resolve(reference) is None
+        assert (service.snapshots.directory(image.diff_ids[0]) / "etc" / "hello").read_bytes() == b"hi"
+
+    assert_nothing_stored(service, reference)  # the creation failed: nothing took the layers over
+
+
+def test_a_hold_hands_the_layers_over_to_the_record_that_uses_them(
+        service: ImageService, registry: ScriptedRegistry) -> None:
+    serve_image(registry, "app", "v1", [layer_tar({"etc/hello": b"hi"})])
+    reference = f"{registry.address}/app:v1"
+    service.pull(reference, Credentials())
+    records: list[tuple[str, ...]] = []
+    service.layers_in_use = lambda: {layer for layers in records for layer in layers}
+
+    with service.holding() as hold:
+        image = hold.resolve(reference)
+        assert image is not None
+        remove_in_another_thread(service, reference)
+        records.append(image.diff_ids)  # the container's record is stored: it keeps the layers from now on
+
+    assert service.snapshots.directory(image.diff_ids[0]).is_dir()
+    records.clear()
+    service.collect_garbage()
+    assert not service.snapshots.has(image.diff_ids[0])
+
+
+def test_a_hold_finds_nothing_once_the_image_is_removed(service: ImageService, registry: ScriptedRegistry) -> None:
+    serve_image(registry, "app", "v1", [layer_tar({"etc/hello": b"hi"})])
+    reference = f"{registry.address}/app:v1"
+    service.pull(reference, Credentials())
+    remove_in_another_thread(service, reference)
+
+    with service.holding() as hold:
+        assert hold.resolve(reference) is None
+        assert hold.layers == []
+    assert_nothing_stored(service, reference)

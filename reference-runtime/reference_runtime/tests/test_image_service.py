@@ -6,6 +6,7 @@ import contextlib
 import http.server
 import json
 import os
+import signal
 import threading
 import urllib.error
 import urllib.request
@@ -18,8 +19,10 @@ import pytest
 from cri_api import pb
 from cri_api.client import ImageClient
 from cri_api.errors import CRIError
-from critest.images.catalog import BUSYBOX, PAUSE, TEST_IMAGE_DIGEST_REPOSITORY
+from critest.images.catalog import BUSYBOX, PAUSE, TEST_IMAGE_DIGEST_REPOSITORY, TEST_IMAGE_LATEST
 from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
+from reference_runtime.tests.polling import eventually
+from reference_runtime.tests.registry_servers import USERS, RegistryServer, ScriptedRegistry, layer_tar, serve_image
 
 pytestmark = pytest.mark.root
 
@@ -130,6 +133,19 @@ def test_the_sandbox_image_is_pinned(images: ImageClient) -> None:
     pull(images, BUSYBOX)
     assert status(images, PAUSE).image.pinned
     assert not status(images, BUSYBOX).image.pinned
+
+
+def test_annotations_and_runtime_handler_are_reported_as_pulled(images: ImageClient) -> None:
+    annotations = {"example.com/origin": "test", "example.com/empty": ""}
+    requested = pb.ImageSpec(image=TEST_IMAGE_LATEST, annotations=annotations, runtime_handler="runc")
+    image_id = images.pull_image(pb.PullImageRequest(image=requested)).image_ref
+
+    found = status(images, TEST_IMAGE_LATEST).image
+    assert (dict(found.spec.annotations), found.spec.runtime_handler) == (annotations, "runc")
+    assert found.spec.image == image_id
+    listed = {image.id: image for image in images.list_images(pb.ListImagesRequest()).images}
+    assert listed[image_id].spec == found.spec
+    remove(images, TEST_IMAGE_LATEST)
 
 
 def test_imagefs_usage_follows_pulls_and_removals(images: ImageClient) -> None:
@@ -257,3 +273,56 @@ def test_a_layer_inflating_past_the_limit_is_refused_and_nothing_kept(local_regi
         assert not status(client, BUSYBOX).HasField("image")
         assert list((testbed.root / "snapshots").iterdir()) == []
         assert not [p for p in (testbed.root / "content").rglob("*") if p.is_file()]
+
+
+@pytest.fixture(params=["token_registry", "htpasswd_registry"])
+def auth_registry(request: pytest.FixtureRequest) -> RegistryServer:
+    """A real docker-registry that wants credentials: bearer tokens from a token server, or basic auth."""
+    registry: RegistryServer = request.getfixturevalue(request.param)
+    return registry
+
+
+def test_pull_with_auth_config_through_the_daemon(auth_registry: RegistryServer, tmp_path: Path) -> None:
+    [(username, password)] = USERS.items()
+
+    def pull_as(auth: pb.AuthConfig | None) -> str:
+        return client.pull_image(pb.PullImageRequest(image=spec(BUSYBOX), auth=auth)).image_ref
+
+    with ReferenceRuntimeTestbed(tmp_path, auth_registry.address) as testbed:
+        with ImageClient.connect(testbed.endpoint, timeout=60) as client:
+            for refused in (None, pb.AuthConfig(username=username, password="wrong")):
+                failure = error_of(lambda refused=refused: pull_as(refused))  # type: ignore[misc]
+                assert failure.code == grpc.StatusCode.UNAUTHENTICATED, failure.details
+                assert auth_registry.address in failure.details
+            assert not status(client, BUSYBOX).HasField("image")
+
+            image_id = pull_as(pb.AuthConfig(username=username, password=password))
+            assert status(client, BUSYBOX).image.id == image_id
+
+
+MANY_FILES = 20_000  # unpacking them takes about a second: time to catch the daemon in the middle
+
+
+def unpacking(testbed: ReferenceRuntimeTestbed) -> bool:
+    """Whether a layer is being unpacked: a temporary layer directory with files in it."""
+    return any(any(entry.iterdir()) for entry in (testbed.root / "snapshots").glob(".tmp-*/fs"))
+
+
+def test_a_daemon_killed_while_unpacking_leaves_no_partial_image(local_registry: object, tmp_path: Path) -> None:
+    testbed = ReferenceRuntimeTestbed(tmp_path, local_registry.address)  # type: ignore[attr-defined]
+    with ScriptedRegistry() as registry:
+        serve_image(registry, "many-files", "v1", [layer_tar({f"d{n % 100}/f{n}": b"" for n in range(MANY_FILES)})])
+        reference = f"{registry.address}/many-files:v1"
+        with testbed, ImageClient.connect(testbed.endpoint, timeout=60) as client:
+            threading.Thread(target=pull_ignoring_errors, args=(client, reference), daemon=True).start()
+            assert eventually(lambda: unpacking(testbed), timeout=30, interval=0.005), "no unpack was seen"
+            assert testbed.proc is not None
+            testbed.proc.send_signal(signal.SIGSTOP)  # frozen: what the kill will interrupt can be checked
+            assert unpacking(testbed), "the unpack finished before the daemon could be stopped"
+            testbed.kill_daemon_only(hard=True)
+        with testbed, ImageClient.connect(testbed.endpoint, timeout=60) as client:
+            assert not status(client, reference).HasField("image")
+            assert list((testbed.root / "snapshots").iterdir()) == []
+            assert [path for path in (testbed.root / "content").rglob("*") if path.is_file()] == []
+            image_id = pull(client, reference)
+            assert status(client, reference).image.id == image_id

@@ -38,6 +38,7 @@ from reference_runtime.image.registry.client import (
     MEDIA_TYPE_DOCKER_MANIFEST_LIST,
     MEDIA_TYPE_OCI_INDEX,
     MEDIA_TYPE_OCI_MANIFEST,
+    host_platform,
 )
 from reference_runtime.image.registry.hosts import CAPABILITIES
 from reference_runtime.tests.registry_servers import (
@@ -48,60 +49,19 @@ from reference_runtime.tests.registry_servers import (
     ScriptedRegistry,
     TokenRequest,
     TokenServer,
-    htpasswd_line,
     sha256_digest,
 )
 
 PLATFORM = ("linux", HOST_ARCH, "")
 BUSYBOX_REPOSITORY, BUSYBOX_TAG = "e2e-test-images/busybox", "1.29-2"
-USERS = {"alice": "wonderland"}
-REFRESH_TOKENS = {"alice-refresh-token": "alice"}
 
-# --------------------------------------------------------------------------- fixtures
+# --------------------------------------------------------------------------- fixtures (more in conftest.py)
 
 
 @pytest.fixture(scope="module")
 def kit_digests(test_images_dir: Path) -> dict[str, str]:
     """{upstream reference: top-level digest} of every kit image."""
     return load_images(test_images_dir)
-
-
-@pytest.fixture(scope="module")
-def kit_storage(local_registry: LocalRegistry) -> Path:
-    """The storage of the session's registry, which the auth and TLS registries serve read-only."""
-    storage = local_registry.workdir / "storage"
-    assert (storage / "docker" / "registry" / "v2" / "repositories").is_dir(), f"no registry storage in {storage}"
-    return storage
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
-    return CertificateAuthority(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def token_server(ca: CertificateAuthority) -> Iterator[TokenServer]:
-    with TokenServer(ca, USERS, REFRESH_TOKENS) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def token_registry(tmp_path_factory: pytest.TempPathFactory, kit_storage: Path,
-                   token_server: TokenServer) -> Iterator[RegistryServer]:
-    workdir = tmp_path_factory.mktemp("token-registry")
-    with RegistryServer(workdir, kit_storage, auth=token_server.registry_auth()) as registry:
-        yield registry
-
-
-@pytest.fixture(scope="module")
-def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory, kit_storage: Path) -> Iterator[RegistryServer]:
-    # distribution 2.8 takes htpasswd over plain HTTP; only bcrypt hashes are accepted.
-    workdir = tmp_path_factory.mktemp("htpasswd-registry")
-    htpasswd = workdir / "htpasswd"
-    htpasswd.write_text("".join(htpasswd_line(user, password) for user, password in USERS.items()))
-    auth = {"htpasswd": {"realm": "reference-runtime-tests", "path": str(htpasswd)}}
-    with RegistryServer(workdir, kit_storage, auth=auth) as registry:
-        yield registry
 
 
 @pytest.fixture(scope="module")
@@ -523,6 +483,15 @@ def test_kit_index_for_another_platform_is_not_found(local_registry: LocalRegist
     with client_for(busybox_at(local_registry.address), platform=("linux", other, "")) as client:
         with pytest.raises(errors.NotFound, match=f"available: linux/{HOST_ARCH}"):
             client.resolve()
+
+
+def test_indexes_resolve_to_this_hosts_platform_by_default(local_registry: LocalRegistry) -> None:
+    assert host_platform() == PLATFORM  # linux/amd64 on x86_64, linux/arm64 on aarch64
+    ref = ImageReference.parse(busybox_at(local_registry.address))
+    with RegistryClient(ref, load_hosts(ref.domain, None), Credentials()) as client:
+        assert client.platform == PLATFORM
+        resolved = client.resolve()
+    assert resolved.index_bytes is not None and resolved.manifest_digest != resolved.repo_digest
 
 
 def test_an_index_may_be_nested_once(scripted: ScriptedRegistry) -> None:

@@ -4,6 +4,7 @@ stops and removals that race each other. No root needed: nothing is mounted or r
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -130,3 +131,17 @@ def test_concurrent_stop_and_removal_of_a_pod_both_succeed(svc: CriService) -> N
     sandbox_remove.remove_pod_sandbox(svc, pb.RemovePodSandboxRequest(pod_sandbox_id=stale.id))
     sandbox_stop.stop_sandbox(svc, stale)
     assert svc.object_locks._locks == {}  # every per-object lock went once nobody held it
+
+
+def test_pause_container_layers_count_as_in_use_and_older_pod_records_still_load(svc: CriService) -> None:
+    pause_layer, image_layer = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    pod = add_pod(svc, layers=(pause_layer,))
+    add_container(svc, pod, layers=(image_layer,))
+    assert svc.layers_in_use() == {pause_layer, image_layer}
+
+    written = svc.sandboxes.directory / f"{pod.id}.json"
+    before_layers = json.loads(written.read_text())
+    del before_layers["layers"]  # as pods were recorded before they had layers
+    written.write_text(json.dumps(before_layers))
+    [loaded] = svc.sandboxes.load()
+    assert loaded == dataclasses.replace(pod, layers=())

@@ -1,7 +1,8 @@
 """Pulling from an OCI distribution registry: resolve a reference to a manifest, download blobs.
 
 ``RegistryClient.resolve`` fetches the manifest a reference names (trying the configured hosts in
-order), picks the platform's manifest out of an index, and checks every byte against the digests
+order), picks the platform's manifest out of an index (by default this host's: linux and the machine's
+architecture as Go names it), and checks every byte against the digests
 it was promised. ``fetch_blob`` streams a config or layer into a caller's file, checking its size
 and digest on the way; several threads may call it at once on the same client.
 
@@ -22,6 +23,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from platform import machine
 from types import TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
@@ -138,12 +140,12 @@ class RegistryClient:
     """Pulls one image reference from a list of registry hosts (mirrors first, upstream last)."""
 
     def __init__(self, ref: ImageReference, hosts: list[RegistryHost], credentials: Credentials, *,
-                 timeout: float = 30.0, platform: tuple[str, str, str] = ("linux", "amd64", "")) -> None:
+                 timeout: float = 30.0, platform: tuple[str, str, str] | None = None) -> None:
         if not hosts:
             raise errors.InvalidArgument(f"{ref}: no registry host to pull from")
         self.ref = ref
         self.hosts = list(hosts)
-        self.platform = platform
+        self.platform = platform or host_platform()
         self._scope = f"repository:{ref.path}:pull"
         self._transport = _Transport(self.hosts, timeout)
         self._authorizer = Authorizer(credentials, self._transport)
@@ -402,6 +404,19 @@ def _is_valid_digest(digest: str) -> bool:
     return True
 
 # --------------------------------------------------------------------------- platforms
+
+
+# uname's machine names whose Go architecture (what OCI platforms say) is spelled otherwise.
+_GOARCH_BY_MACHINE = {
+    "x86_64": ("amd64", ""), "aarch64": ("arm64", ""), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
+    "i686": ("386", ""), "i386": ("386", ""),
+}
+
+
+def host_platform() -> tuple[str, str, str]:
+    """The platform an index resolves to: linux on this machine's architecture (amd64 on x86_64, arm64 on aarch64)."""
+    architecture, variant = _GOARCH_BY_MACHINE.get(machine().lower(), (machine().lower(), ""))
+    return _normalize_platform("linux", architecture, variant)
 
 
 def _normalize_platform(os_name: str, architecture: str, variant: str) -> tuple[str, str, str]:
