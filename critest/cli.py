@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -29,14 +30,16 @@ from cri_api.config import ConfigError, config_path, load_config, parse_duration
 from cri_api.endpoint import resolve_endpoints
 from cri_api.errors import EndpointError
 from critest import constants as c
+from critest.framework import TestImagesError, load_test_images
 from critest.report import ResultCollector, SpecResult, junit_xml
 
 CRITEST_VERSION = "0.1.0"
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
 NO_RUNTIME_MESSAGE = (
-    "critest: no CRI endpoint given or configured, and the bundled reference runtime needs root to start; "
+    "no CRI endpoint given or configured, and the bundled reference runtime needs root to start; "
     "pass --runtime-endpoint unix:///PATH (and --image-endpoint if the image service is elsewhere)"
 )
+NO_JUNIT_MESSAGE = "not written (pass --report-dir DIR to get DIR/junit.xml, or junit_PREFIX.xml with --report-prefix)"
 # pytest exit codes that say nothing failed: all passed, or nothing selected.
 CLEAN_PYTEST_EXITS = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
 
@@ -45,7 +48,87 @@ VALUE_FLAGS = (
     "config", "test-images-file", "registry-prefix", "nri-socket", "report-dir", "report-prefix", "parallel",
     "ginkgo.focus", "ginkgo.skip", "focus", "skip", "benchmarking-output-dir",
 )
-BOOL_FLAGS = ("websocket-exec", "websocket-attach", "websocket-portforward", "benchmark", "version", "ginkgo.v")
+BOOL_FLAGS = ("websocket-exec", "websocket-attach", "websocket-portforward", "benchmark", "version", "ginkgo.v",
+              "no-handler-skips")
+USAGE_EXIT_CODE = 2  # as Go's flag package exits on a bad flag
+
+
+class CritestError(click.ClickException):
+    """A failure the user can act on: one line ``critest: <message>`` on stderr, and a non-zero exit."""
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"critest: {self.format_message()}", err=True)
+
+
+class CritestUsageError(CritestError):
+    """A bad flag or flag value: one line naming the flag, instead of click's usage block."""
+
+    exit_code = USAGE_EXIT_CODE
+
+
+class CritestCommand(click.Command):
+    """critest's command: every error in the command line is one line naming the flag."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            message = exc.format_message()
+            raise CritestUsageError(message[:1].lower() + message[1:]) from None
+
+
+def check_duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A positive Go duration (``300s``, ``2m``), kept as written for the specs' plugin."""
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r} must be more than 0", ctx, param)
+    return value
+
+
+def check_regexes(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """Every --ginkgo.focus/--ginkgo.skip pattern must compile: a bad one would select nothing or everything."""
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise click.BadParameter(f"{pattern!r} is not a valid regular expression: {exc}", ctx, param) from None
+    return value
+
+
+def check_parallel(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value < 1:
+        raise click.BadParameter(f"{value} workers: need at least 1", ctx, param)
+    return value
+
+
+def check_directory(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Create an output directory now, so that an unusable one stops critest before any spec runs."""
+    if value:
+        try:
+            Path(value).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot create {value}: {exc.strerror or exc}", ctx, param) from None
+    return value
+
+
+def check_registry_prefix(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A registry host (and optional path) to put before image names: no scheme, not empty."""
+    if not value.strip("/") or "://" in value:
+        raise click.BadParameter(f"{value!r} is not a registry prefix (e.g. registry.k8s.io, 127.0.0.1:5000)",
+                                 ctx, param)
+    return value.rstrip("/")
+
+
+def check_test_images_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Read the --test-images-file now, so that a bad one stops critest before any spec runs."""
+    try:
+        load_test_images(value)
+    except TestImagesError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return value
 
 
 def go_style_args(args: Sequence[str]) -> list[str]:
@@ -75,49 +158,58 @@ class RunOptions:
     report_prefix: str
     benchmark: bool = False
     benchmark_output_dir: str = ""
+    suites: tuple[str, ...] = ("critest.suites",)  # what pytest collects (packages or files)
 
 
-@click.command("critest", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("critest", cls=CritestCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--runtime-endpoint", metavar="ENDPOINT", help="CRI RuntimeService endpoint (unix:///PATH).")
 @click.option("--image-endpoint", metavar="ENDPOINT", help="CRI ImageService endpoint (default: the runtime's).")
 @click.option("--runtime-service-timeout", default=c.DEFAULT_SERVICE_TIMEOUT, show_default=True,
-              metavar="DURATION", help="Timeout of each runtime service call.")
+              metavar="DURATION", callback=check_duration, help="Timeout of each runtime service call.")
 @click.option("--image-service-timeout", default=c.DEFAULT_SERVICE_TIMEOUT, show_default=True,
-              metavar="DURATION", help="Timeout of each image service call.")
+              metavar="DURATION", callback=check_duration, help="Timeout of each image service call.")
 @click.option("--runtime-handler", default="", help="Runtime handler for every RunPodSandbox.")
+@click.option("--no-handler-skips", is_flag=True,
+              help="Run the specs skipped for a handler's known limits (runsc) instead of skipping them.")
 @click.option("--config", metavar="FILE", help="crictl-style config file (default: /etc/crictl.yaml).")
-@click.option("--test-images-file", default="", metavar="FILE",
+@click.option("--test-images-file", default="", metavar="FILE", callback=check_test_images_file,
               help="YAML overriding images: defaultTestContainerImage, webServerTestImage, testImageWithDigest.")
 @click.option("--registry-prefix", default=c.DEFAULT_REGISTRY_PREFIX, show_default=True,
-              help="Registry prefix for pulled test images.")
+              callback=check_registry_prefix, help="Registry prefix for pulled test images.")
 @click.option("--websocket-exec", is_flag=True, help="Use WebSocket instead of SPDY for exec.")
 @click.option("--websocket-attach", is_flag=True, help="Use WebSocket instead of SPDY for attach.")
 @click.option("--websocket-portforward", is_flag=True, help="Use WebSocket instead of SPDY for port-forward.")
 @click.option("--nri-socket", default="", metavar="PATH", help="NRI socket; the NRI specs run only with it.")
-@click.option("--report-dir", default="", metavar="DIR", help="Write JUnit XML (junit[_PREFIX].xml) here.")
+@click.option("--report-dir", default="", metavar="DIR", callback=check_directory,
+              help="Write JUnit XML (junit[_PREFIX].xml) here.")
 @click.option("--report-prefix", default="", help="Prefix of the JUnit file name.")
-@click.option("--parallel", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--parallel", default=1, show_default=True, type=int, callback=check_parallel,
               help="Run specs on N workers; serial specs still run alone.")
-@click.option("--ginkgo.focus", "--focus", "focus", multiple=True, metavar="REGEX",
+@click.option("--ginkgo.focus", "--focus", "focus", multiple=True, metavar="REGEX", callback=check_regexes,
               help="Run only specs whose full name matches (repeatable).")
-@click.option("--ginkgo.skip", "--skip", "skip", multiple=True, metavar="REGEX",
+@click.option("--ginkgo.skip", "--skip", "skip", multiple=True, metavar="REGEX", callback=check_regexes,
               help="Skip specs whose full name matches (repeatable).")
 @click.option("--benchmark", is_flag=True, help="Run the benchmark specs instead of validation (always serial).")
-@click.option("--benchmarking-output-dir", default="", metavar="DIR",
+@click.option("--benchmarking-output-dir", default="", metavar="DIR", callback=check_directory,
               help="With --benchmark: write the JSON (every round, per-operation medians) and SVG plots here.")
 @click.option("--version", "show_version", is_flag=True, help="Print the version and exit.")
 @click.option("-v", "--ginkgo.v", "verbose", is_flag=True, help="Show each spec as it finishes.")
 def critest_command(runtime_endpoint: str | None, image_endpoint: str | None, runtime_service_timeout: str,
-                    image_service_timeout: str, runtime_handler: str, config: str | None, test_images_file: str,
+                    image_service_timeout: str, runtime_handler: str, no_handler_skips: bool, config: str | None,
+                    test_images_file: str,
                     registry_prefix: str, websocket_exec: bool, websocket_attach: bool,
                     websocket_portforward: bool, nri_socket: str, report_dir: str, report_prefix: str,
                     parallel: int, focus: tuple[str, ...], skip: tuple[str, ...], benchmark: bool,
                     benchmarking_output_dir: str, show_version: bool, verbose: bool) -> None:
-    """Validate a CRI runtime against the upstream critest conformance specs."""
+    """Validate a CRI runtime against the upstream critest conformance specs.
+
+    Exit code: 0 when no spec failed, 1 when one did (or critest could not start), 2 for a bad flag.
+    """
+    # The banner goes to stdout, as upstream's; an error that stops critest is the one line on stderr.
     click.echo(f"critest version: {CRITEST_VERSION}")
     if show_version:
         return
-    timeouts = _check_durations(runtime_service_timeout, image_service_timeout)
+    timeouts = (parse_duration(runtime_service_timeout), parse_duration(image_service_timeout))
     with _target(runtime_endpoint, image_endpoint, config) as (runtime, image):
         _preflight(runtime, image, timeouts)
         pytest_options = _pytest_options(locals())
@@ -138,16 +230,9 @@ def _pytest_options(flags: dict[str, Any]) -> list[str]:
         f"--registry-prefix={flags['registry_prefix']}", f"--nri-socket={flags['nri_socket']}",
         *(f"--critest-focus={pattern}" for pattern in focus),
         *(f"--critest-skip={pattern}" for pattern in skip),
-        *(f"--{name}" for name in ("websocket-exec", "websocket-attach", "websocket-portforward")
+        *(f"--{name}" for name in ("websocket-exec", "websocket-attach", "websocket-portforward", "no-handler-skips")
           if flags[name.replace("-", "_")]),
     ]
-
-
-def _check_durations(*durations: str) -> tuple[float, ...]:
-    try:
-        return tuple(parse_duration(text) for text in durations)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -156,12 +241,12 @@ def _target(runtime_flag: str | None, image_flag: str | None, config_flag: str |
     try:
         endpoints = resolve_endpoints(runtime_flag, image_flag, load_config(config_path(config_flag)))
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CritestError(str(exc)) from None
     if endpoints.runtime_set:
         yield endpoints.runtime, endpoints.image or endpoints.runtime
         return
     if os.geteuid() != 0:
-        raise click.ClickException(NO_RUNTIME_MESSAGE.removeprefix("critest: "))
+        raise CritestError(NO_RUNTIME_MESSAGE)
     from critest.testbed.process import TestbedError
     from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
 
@@ -171,7 +256,7 @@ def _target(runtime_flag: str | None, image_flag: str | None, config_flag: str |
     try:
         bundled.start()
     except TestbedError as exc:
-        raise click.ClickException(f"cannot start the bundled reference runtime: {exc}") from None
+        raise CritestError(f"cannot start the bundled reference runtime: {exc}") from None
     try:
         yield bundled.endpoint, bundled.endpoint
     finally:
@@ -189,7 +274,7 @@ def _preflight(runtime: str, image: str, timeouts: tuple[float, ...]) -> None:
         RuntimeClient.connect(runtime, timeout).close()
         ImageClient.connect(image, timeout).close()
     except EndpointError as exc:
-        raise click.ClickException(f"cannot use the CRI endpoint: {exc}") from None
+        raise CritestError(f"cannot use the CRI endpoint: {exc}") from None
 
 
 def pytest_args(options: RunOptions, phase: str) -> list[str]:
@@ -208,7 +293,7 @@ def pytest_args(options: RunOptions, phase: str) -> list[str]:
         args += ["-p", "no:xdist", "-m", "serial"]
     else:
         args += ["-p", "no:xdist"]
-    return [*args, "--pyargs", "critest.suites"]
+    return [*args, "--pyargs", *options.suites]
 
 
 def benchmark_args(options: RunOptions) -> list[str]:
@@ -248,12 +333,16 @@ def write_junit(results: list[SpecResult], report_dir: str, report_prefix: str, 
 
 
 def summary(results: list[SpecResult], junit_path: Path | None, seconds: float) -> str:
-    """Per-area counts, skip reasons, failed specs and where the JUnit went."""
+    """Per-area counts, skip reasons, failed specs, specs that left resources behind, and where the JUnit went."""
     parts = ["", area_table(results), "", skip_reason_table(results)]
-    failed = [result for result in results if result.counts_as_failure]
+    failed = [result for result in results if result.outcome == "failed"]
     if failed:
         parts += ["", "Failed specs:", *(f"  [It] {result.name}\n      {result.message}" for result in failed)]
-    junit = str(junit_path) if junit_path else "not written (pass --report-dir)"
+    leaked = [result for result in results if result.cleanup_problem]
+    if leaked:
+        parts += ["", "Specs whose cleanup failed (an error: they leave resources behind):",
+                  *(f"  [It] {result.name}\n      {result.cleanup_problem}" for result in leaked)]
+    junit = str(junit_path) if junit_path else NO_JUNIT_MESSAGE
     parts += ["", f"JUnit: {junit}", f"Ran in {seconds:.1f}s"]
     return "\n".join(parts)
 

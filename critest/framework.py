@@ -94,19 +94,48 @@ class TestImages:
     with_digest: str = f"{c.TEST_IMAGE_DIGEST_REPOSITORY}@{c.UPSTREAM_TEST_IMAGE_DIGEST}"
 
 
+TEST_IMAGES_KEYS = (c.TEST_IMAGES_DEFAULT_KEY, c.TEST_IMAGES_WEB_SERVER_KEY, c.TEST_IMAGES_DIGEST_KEY)
+
+
+class TestImagesError(ValueError):
+    """A --test-images-file that cannot be used; the message says why in one line."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+
 def load_test_images(path: str | None) -> TestImages:
     """Read the --test-images-file YAML; absent keys keep upstream's defaults."""
     if not path:
         return TestImages()
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of image keys to references")
+    images = _test_images_mapping(path)
     defaults = TestImages()
     return TestImages(
-        default_container=data.get(c.TEST_IMAGES_DEFAULT_KEY) or defaults.default_container,
-        web_server=data.get(c.TEST_IMAGES_WEB_SERVER_KEY) or defaults.web_server,
-        with_digest=data.get(c.TEST_IMAGES_DIGEST_KEY) or defaults.with_digest,
+        default_container=images.get(c.TEST_IMAGES_DEFAULT_KEY) or defaults.default_container,
+        web_server=images.get(c.TEST_IMAGES_WEB_SERVER_KEY) or defaults.web_server,
+        with_digest=images.get(c.TEST_IMAGES_DIGEST_KEY) or defaults.with_digest,
     )
+
+
+def _test_images_mapping(path: str) -> dict[str, str]:
+    """The file's ``key: image reference`` pairs, or a TestImagesError saying what is wrong with it."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise TestImagesError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise TestImagesError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise TestImagesError(f"{path}: expected a mapping of {', '.join(TEST_IMAGES_KEYS)} to image references, "
+                              f"got a {type(data).__name__}")
+    unknown = sorted(str(key) for key in data if key not in TEST_IMAGES_KEYS)
+    if unknown:
+        raise TestImagesError(f"{path}: unknown key {', '.join(unknown)} (known: {', '.join(TEST_IMAGES_KEYS)})")
+    for key, value in data.items():
+        if value is not None and not isinstance(value, str):
+            raise TestImagesError(f"{path}: {key} must be an image reference (a string), got {value!r}")
+    return {key: value for key, value in data.items() if value}
 
 
 @dataclass(frozen=True)
@@ -126,6 +155,7 @@ class TestContext:
     websocket_attach: bool = False
     websocket_portforward: bool = False
     nri_socket: str = ""
+    handler_skips: bool = True  # False with --no-handler-skips: run the specs a handler's limits would skip
 
 
 # ---------------------------------------------------------------- CRI call log (for failure reports)
@@ -170,6 +200,18 @@ def format_call(record: CallRecord, width: int = 400) -> str:
 # ---------------------------------------------------------------- cleanup
 
 
+class CleanupFailed(Exception):
+    """A spec's cleanup could not undo everything: the spec leaves resources behind, which is an error."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(describe_leftovers(problems))
+
+
+def describe_leftovers(problems: list[str]) -> str:
+    return "cleanup failed, left behind: " + "; ".join(problems)
+
+
 class Cleanup:
     """Undo actions of one spec, run last-in first-out; failures are collected, not raised."""
 
@@ -206,9 +248,9 @@ class RuntimeQuirk:
     reason: str
 
     def applies_to(self, version: pb.VersionResponse) -> bool:
-        return version.runtime_name == self.runtime_name and version.runtime_version.startswith(
-            self.version_prefix
-        )
+        # Release builds report "v1.6.20", distribution builds "1.6.20~ds1": the "v" is not part of the version.
+        runtime_version = version.runtime_version.removeprefix("v")
+        return version.runtime_name == self.runtime_name and runtime_version.startswith(self.version_prefix)
 
 
 @dataclass(frozen=True)
@@ -229,7 +271,12 @@ class HandlerLimitation:
 
 
 def skip_for_handler(cri: Cri, *limitations: HandlerLimitation) -> None:
-    """Skip the spec, saying which handler and why, if the run's --runtime-handler has one of ``limitations``."""
+    """Skip the spec, saying which handler and why, if the run's --runtime-handler has one of ``limitations``.
+
+    A deliberate difference from upstream, which has no such skips; ``--no-handler-skips`` turns them off.
+    """
+    if not cri.context.handler_skips:
+        return
     for limitation in limitations:
         if limitation.applies_to(cri.context.runtime_handler, cri.version):
             pytest.skip(f"{limitation.handler}: {limitation.reason}")

@@ -17,11 +17,21 @@ from cri_api import pb
 from cri_api.client import ImageClient, RuntimeClient
 from cri_api.config import parse_duration
 from critest import constants as c
-from critest.framework import CallLog, Cri, TestContext, detect_cgroup_parent, load_test_images, spec_name
-from critest.report import AREA_PROPERTY, SPEC_PROPERTY
+from critest.framework import (
+    CallLog,
+    CleanupFailed,
+    Cri,
+    TestContext,
+    describe_leftovers,
+    detect_cgroup_parent,
+    load_test_images,
+    spec_name,
+)
+from critest.report import AREA_PROPERTY, LEFT_BEHIND_PROPERTY, SPEC_PROPERTY
 
 SELINUX_ENFORCE = Path("/sys/fs/selinux/enforce")
 CALL_LOG_KEY = pytest.StashKey[CallLog]()
+LEFT_BEHIND_KEY = pytest.StashKey[list[str]]()
 
 
 def add_critest_options(addoption: Callable[..., Any]) -> None:
@@ -41,6 +51,8 @@ def add_critest_options(addoption: Callable[..., Any]) -> None:
     addoption("--websocket-portforward", action="store_true",
               help="Use WebSocket instead of SPDY for port-forward.")
     addoption("--nri-socket", default="", help="NRI socket path; the NRI specs are registered only with it.")
+    addoption("--no-handler-skips", action="store_true",
+              help="Run the specs a runtime handler's known limits (runsc) would skip, instead of skipping them.")
     addoption("--critest-focus", action="append", default=[], metavar="REGEX",
               help="Run only specs whose full name matches (repeatable, OR-ed).")
     addoption("--critest-skip", action="append", default=[], metavar="REGEX",
@@ -113,6 +125,7 @@ def critest_context(pytestconfig: pytest.Config) -> TestContext:
         websocket_attach=option("websocket_attach"),
         websocket_portforward=option("websocket_portforward"),
         nri_socket=option("nri_socket"),
+        handler_skips=not option("no_handler_skips"),
     )
 
 
@@ -153,12 +166,16 @@ def _fresh_call_log(call_log: CallLog) -> None:
 @pytest.fixture
 def cri(request: pytest.FixtureRequest, runtime_client: RuntimeClient, image_client: ImageClient,
         critest_context: TestContext, runtime_version: pb.VersionResponse, cgroup_parent: str) -> Iterator[Cri]:
-    """The spec's handle; everything it created is removed afterwards, pass or fail."""
+    """The spec's handle; everything it created is removed afterwards, pass or fail.
+
+    What cannot be removed is a leak: the spec errors at teardown, naming what it left behind.
+    """
     handle = Cri(runtime_client, image_client, critest_context, runtime_version, cgroup_parent=cgroup_parent)
     yield handle
     problems = handle.cleanup.run()
     if problems:
-        request.node.add_report_section("teardown", "cleanup problems", "\n".join(problems))
+        request.node.stash[LEFT_BEHIND_KEY] = problems
+        raise CleanupFailed(problems)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -167,4 +184,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         calls = item.config.stash[CALL_LOG_KEY].render()
         report.sections.append(("CRI calls", calls or "(no CRI calls)"))
+    left_behind = item.stash.get(LEFT_BEHIND_KEY, None)
+    if call.when == "teardown" and left_behind:
+        # A plain string travels with the report from an xdist worker to the collector. A new list: the report
+        # shares the item's.
+        report.user_properties = [*report.user_properties, (LEFT_BEHIND_PROPERTY, describe_leftovers(left_behind))]
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -11,7 +12,7 @@ from critest import constants as c
 
 SPEC_PROPERTY = "spec_name"
 AREA_PROPERTY = "area"
-
+LEFT_BEHIND_PROPERTY = "left_behind"
 
 
 @dataclass
@@ -24,6 +25,7 @@ class SpecResult:
     seconds: float = 0.0
     message: str = ""
     details: str = ""
+    cleanup_problem: str = ""  # what the spec's cleanup could not remove (or why its teardown failed)
 
     @property
     def counts_as_failure(self) -> bool:
@@ -47,10 +49,14 @@ class ResultCollector:
 
     @staticmethod
     def _merge(result: SpecResult, report: pytest.TestReport) -> None:
+        if report.failed and report.when == "teardown":
+            _merge_teardown_failure(result, report)
+            return
         if result.counts_as_failure:
             return
         if report.failed:
-            result.outcome = "failed" if report.when == "call" else "error"
+            # A failing setup fixture is a failing BeforeEach, which Ginkgo reports as a failure too.
+            result.outcome = "failed"
             result.message = _first_line(report.longreprtext)
             result.details = _failure_details(report)
         elif report.skipped and hasattr(report, "wasxfail"):
@@ -68,17 +74,31 @@ class ResultCollector:
         return sorted(self.results.values(), key=lambda result: result.name)
 
 
+def _merge_teardown_failure(result: SpecResult, report: pytest.TestReport) -> None:
+    """A spec that cannot clean up leaves resources behind: an error of its own, or news added to its failure."""
+    problem = str(dict(report.user_properties).get(LEFT_BEHIND_PROPERTY) or _first_line(report.longreprtext))
+    result.cleanup_problem = problem
+    if result.counts_as_failure:
+        result.details = f"{result.details}\n\n----- teardown -----\n{_failure_details(report)}"
+        return
+    result.outcome, result.message, result.details = "error", problem, _failure_details(report)
+
+
 def _skip_reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
     return text.removeprefix("Skipped: ")
 
 
+# "cri_api.errors.CRIError: ..." reads as "CRIError: ...": the module path tells a runtime author nothing.
+QUALIFIED_EXCEPTION = re.compile(r"^(?:\w+\.)+(\w+: )")
+
+
 def _first_line(text: str) -> str:
     """The assertion message pytest marks with ``E``, else the last line of the report."""
     error_lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
     if error_lines:
-        return " ".join(error_lines[:3])
+        return QUALIFIED_EXCEPTION.sub(r"\1", " ".join(error_lines[:3]))
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else "failed"
 
@@ -106,7 +126,7 @@ def _junit_case(result: SpecResult) -> TestCase:
     if result.outcome == "failed":
         case.add_failure_info(message=result.message, output=result.details, failure_type="failed")
     elif result.outcome == "error":
-        case.add_error_info(message=result.message, output=result.details, error_type="errored")
+        case.add_error_info(message=result.message, output=result.details, error_type="cleanup")
     elif result.outcome == "filtered":
         case.add_skipped_info(message=c.FILTERED_OUT)
     elif result.outcome in ("skipped", "xfailed"):

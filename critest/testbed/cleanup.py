@@ -22,6 +22,18 @@ def remove_all_pods(endpoint: str) -> list[str]:
         return [f"removing pods: {exc}"]
 
 
+def listed_leftovers(endpoint: str) -> list[str]:
+    """Every pod sandbox and container the runtime still lists, described; empty when nothing was left behind.
+
+    Tests call it before the bed's own clean-up (``remove_all_pods``), which would otherwise hide a leak.
+    """
+    with RuntimeClient.connect(endpoint, timeout=5.0) as client:
+        pods = client.list_pod_sandbox(pb.ListPodSandboxRequest()).items
+        containers = client.list_containers(pb.ListContainersRequest()).containers
+    return [f"pod sandbox {pod.id} ({pod.metadata.name})" for pod in pods] + [
+        f"container {container.id} ({container.metadata.name})" for container in containers]
+
+
 def remove_pod(client: RuntimeClient, sandbox_id: str) -> list[str]:
     try:
         client.stop_pod_sandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id),

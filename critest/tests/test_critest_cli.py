@@ -90,9 +90,91 @@ def test_no_endpoint_tests_the_bundled_reference_runtime(tmp_path: Path) -> None
     assert runtime_info_row.split()[1:3] == ["2", "0"]  # passed, failed
 
 
-def test_unusable_endpoint_fails_before_any_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    code, output = run_critest([f"--runtime-endpoint=unix://{tmp_path}/none.sock"], monkeypatch)
-    assert code == 1 and "cannot use the CRI endpoint" in output
+def run_critest_streams(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of the critest command, each stream on its own."""
+    monkeypatch.delenv("CONTAINER_RUNTIME_ENDPOINT", raising=False)
+    monkeypatch.delenv("IMAGE_SERVICE_ENDPOINT", raising=False)
+    result = CliRunner().invoke(cli.critest_command, cli.go_style_args(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_unusable_endpoint_fails_before_any_spec_with_one_error_line(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    code, stdout, stderr = run_critest_streams([f"--runtime-endpoint=unix://{tmp_path}/none.sock"], monkeypatch)
+    assert code == 1
+    # Upstream's banner stays on stdout; the error is the only line on stderr.
+    assert stdout == f"critest version: {cli.CRITEST_VERSION}\n"
+    assert stderr == f"critest: cannot use the CRI endpoint: unix://{tmp_path}/none.sock: no such socket " \
+                     "(is the runtime running?)\n"
+
+
+@pytest.mark.parametrize(("args", "flag", "says"), [
+    (["--runtime-service-timeout", "5x"], "'--runtime-service-timeout'", "invalid duration '5x'"),
+    (["-runtime-service-timeout=0s"], "'--runtime-service-timeout'", "must be more than 0"),
+    (["--image-service-timeout", "-3s"], "'--image-service-timeout'", "must be more than 0"),
+    (["--image-service-timeout", "soon"], "'--image-service-timeout'", "invalid duration 'soon'"),
+    (["--parallel", "abc"], "'--parallel'", "'abc' is not a valid integer"),
+    (["--parallel", "0"], "'--parallel'", "need at least 1"),
+    (["-parallel=2.5"], "'--parallel'", "'2.5' is not a valid integer"),
+    (["--ginkgo.focus", "["], "'--ginkgo.focus'", "'[' is not a valid regular expression"),
+    (["--focus", "Pod", "--focus", "(unclosed"], "'--focus'", "'(unclosed' is not a valid regular expression"),
+    (["--ginkgo.skip", "*x"], "'--ginkgo.skip'", "'*x' is not a valid regular expression"),
+    (["--skip", "a)"], "'--skip'", "'a)' is not a valid regular expression"),
+    (["--registry-prefix", "https://mirror.local"], "'--registry-prefix'", "is not a registry prefix"),
+    (["--registry-prefix", ""], "'--registry-prefix'", "is not a registry prefix"),
+    (["--no-such-flag"], "'--no-such-flag'", "no such option"),
+    (["--parallel"], "'--parallel'", "requires an argument"),
+], ids=lambda value: value if isinstance(value, str) else " ".join(value))
+def test_a_bad_flag_value_is_one_line_naming_the_flag(args: list[str], flag: str, says: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    code, stdout, stderr = run_critest_streams(args, monkeypatch)
+    assert code == cli.USAGE_EXIT_CODE
+    assert stdout == ""  # nothing ran: not even the banner
+    assert stderr.startswith("critest: ") and stderr.count("\n") == 1, stderr
+    assert flag in stderr and says in stderr, stderr
+
+
+def test_an_unusable_report_dir_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    code, _, stderr = run_critest_streams([f"--report-dir={tmp_path}/file/reports"], monkeypatch)
+    assert code == cli.USAGE_EXIT_CODE
+    assert stderr == f"critest: invalid value for '--report-dir': cannot create {tmp_path}/file/reports: " \
+                     "Not a directory\n"
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (None, "cannot read {path}: No such file or directory"),
+    ("defaultTestContainerImage: [busybox\n", "{path} is not valid YAML (line 2)"),
+    ("- busybox\n- nginx\n", "{path}: expected a mapping of defaultTestContainerImage, webServerTestImage, "
+                             "testImageWithDigest to image references, got a list"),
+    ("defaultTestContainerImg: busybox\n", "{path}: unknown key defaultTestContainerImg (known: "),
+    ("webServerTestImage:\n  name: nginx\n", "{path}: webServerTestImage must be an image reference (a string)"),
+], ids=["missing", "bad-yaml", "a-list", "unknown-key", "not-a-string"])
+def test_a_bad_test_images_file_stops_critest_before_any_spec(content: str | None, says: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "images.yaml"
+    if content is not None:
+        path.write_text(content)
+    # No endpoint at all: the file is checked first, so nothing is started or dialled.
+    code, stdout, stderr = run_critest_streams([f"--test-images-file={path}"], monkeypatch)
+    assert code == cli.USAGE_EXIT_CODE and stdout == ""
+    assert stderr.startswith("critest: invalid value for '--test-images-file': " + says.format(path=path)), stderr
+    assert stderr.count("\n") == 1
+
+
+def test_no_handler_skips_reaches_the_specs() -> None:
+    flags = {"runtime": "unix:///r.sock", "image": "unix:///i.sock", "focus": (), "skip": (),
+             "runtime_service_timeout": "300s", "image_service_timeout": "300s", "runtime_handler": "runsc",
+             "test_images_file": "", "registry_prefix": c.DEFAULT_REGISTRY_PREFIX, "nri_socket": "",
+             "websocket_exec": False, "websocket_attach": False, "websocket_portforward": False}
+    assert "--no-handler-skips" not in cli._pytest_options({**flags, "no_handler_skips": False})
+    assert "--no-handler-skips" in cli._pytest_options({**flags, "no_handler_skips": True})
+    assert cli.go_style_args(["-no-handler-skips=true"]) == ["--no-handler-skips"]
+
+
+def test_without_report_dir_the_summary_says_how_to_get_junit() -> None:
+    text = cli.summary([SpecResult("[k8s.io] A passes", "a")], None, 1.0)
+    assert "JUnit: not written (pass --report-dir DIR to get DIR/junit.xml" in text
 
 
 @pytest.mark.parametrize(("focus", "skip", "selected"), [

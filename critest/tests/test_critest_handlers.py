@@ -3,19 +3,16 @@ runsc, or skips saying which handler and why. The whole suite per handler is in 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from critest import constants as c
-from critest.testbed.bed import write_critest_images_file
+from critest.testbed.cleanup import listed_leftovers
 from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
+from critest.tests.critest_runs import kit_images_file, run_critest
 
 pytestmark = pytest.mark.root
 
@@ -41,15 +38,11 @@ def test_critest_subset_passes_with_handler(handler: str, reference_runtime_test
     if shutil.which(handler) is None:
         pytest.skip(f"{handler} is not installed (apt-get install {PACKAGES[handler]})")
     null_before = os.stat("/dev/null")
-    digests = json.loads((test_images_dir / "images.json").read_text())
-    images_file = write_critest_images_file(digests, tmp_path / "test-images.yaml")
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "critest"), f"--runtime-endpoint={reference_runtime_testbed.endpoint}",
-         f"--runtime-handler={handler}", f"--focus={HANDLER_SPECS}", "--parallel=2",
-         f"--test-images-file={images_file}", f"--report-dir={tmp_path}"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    cases = list(ET.parse(tmp_path / "junit.xml").getroot().iter("testcase"))
+    images_file = kit_images_file(test_images_dir, tmp_path / "test-images.yaml")
+    run = run_critest(reference_runtime_testbed.endpoint, images_file, tmp_path, f"--runtime-handler={handler}",
+                      f"--focus={HANDLER_SPECS}", "--parallel=2", timeout=300)
+    assert listed_leftovers(reference_runtime_testbed.endpoint) == [], "critest's specs left these behind"
+    result, cases = run.result, run.cases()
     failed = [case.get("name") for case in cases if case.find("failure") is not None or case.find("error") is not None]
     assert not failed, result.stdout[-6000:]
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

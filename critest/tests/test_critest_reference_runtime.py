@@ -1,18 +1,16 @@
-"""End to end: the whole critest suite against the bundled reference runtime passes, or skips for a host reason."""
+"""End to end: the whole critest suite against the bundled reference runtime passes, or skips for a host reason,
+and leaves nothing behind."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from critest import constants as c
-from critest.testbed.bed import write_critest_images_file
+from critest.testbed.cleanup import listed_leftovers
 from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
+from critest.tests.critest_runs import CritestRun, kit_images_file, run_critest
 
 pytestmark = pytest.mark.root
 
@@ -21,40 +19,38 @@ HOST_SKIP_REASONS = ("AppArmor is disabled", "does not report feature user_names
                      "does not report feature recursive_read_only_mounts")
 
 
+def run_against(testbed: ReferenceRuntimeTestbed, test_images_dir: Path, tmp_path: Path, *extra: str) -> CritestRun:
+    """Run critest, then check that its specs removed every pod and container they made (before the bed's own
+    clean-up, which would hide a leak)."""
+    images_file = kit_images_file(test_images_dir, tmp_path / "test-images.yaml")
+    run = run_critest(testbed.endpoint, images_file, tmp_path, *extra)
+    assert listed_leftovers(testbed.endpoint) == [], "critest's specs left these behind"
+    return run
+
+
+def failed_cases(run: CritestRun) -> list[str | None]:
+    return [case.get("name") for case in run.cases()
+            if case.find("failure") is not None or case.find("error") is not None]
+
+
 def test_critest_passes_against_the_reference_runtime(reference_runtime_testbed: ReferenceRuntimeTestbed,
                                                       test_images_dir: Path, tmp_path: Path) -> None:
-    digests = json.loads((test_images_dir / "images.json").read_text())
-    images_file = write_critest_images_file(digests, tmp_path / "test-images.yaml")
-    critest = Path(sys.executable).parent / "critest"
-    result = subprocess.run(
-        [str(critest), f"--runtime-endpoint={reference_runtime_testbed.endpoint}", "--parallel=2",
-         f"--test-images-file={images_file}", f"--report-dir={tmp_path}"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
-    cases = list(ET.parse(tmp_path / "junit.xml").getroot().iter("testcase"))
-    failed = [case.get("name") for case in cases if case.find("failure") is not None or case.find("error") is not None]
-    assert not failed, result.stdout[-6000:]
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    skipped = [case.find("skipped") for case in cases if case.get("status") == "skipped"]
+    run = run_against(reference_runtime_testbed, test_images_dir, tmp_path, "--parallel=2")
+    assert not failed_cases(run), run.result.stdout[-6000:]
+    assert run.result.returncode == 0, run.output_tail()
+    skipped = [case.find("skipped") for case in run.cases() if case.get("status") == "skipped"]
     reasons = {element.get("message", "") for element in skipped if element is not None}
     unexplained = {reason for reason in reasons
                    if reason != c.FILTERED_OUT and not any(known in reason for known in HOST_SKIP_REASONS)}
     assert not unexplained, unexplained
-    assert sum(case.get("status") == "passed" for case in cases) >= 95, result.stdout[-3000:]
+    assert sum(case.get("status") == "passed" for case in run.cases()) >= 95, run.result.stdout[-3000:]
 
 
 def test_streaming_specs_pass_over_websocket(reference_runtime_testbed: ReferenceRuntimeTestbed,
                                              test_images_dir: Path, tmp_path: Path) -> None:
-    digests = json.loads((test_images_dir / "images.json").read_text())
-    images_file = write_critest_images_file(digests, tmp_path / "test-images.yaml")
-    critest = Path(sys.executable).parent / "critest"
-    result = subprocess.run(
-        [str(critest), f"--runtime-endpoint={reference_runtime_testbed.endpoint}", "--focus=Streaming",
-         "--websocket-exec", "--websocket-attach", "--websocket-portforward", f"--test-images-file={images_file}",
-         f"--report-dir={tmp_path}"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:]
-    passed = [case for case in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
+    run = run_against(reference_runtime_testbed, test_images_dir, tmp_path, "--focus=Streaming",
+                      "--websocket-exec", "--websocket-attach", "--websocket-portforward")
+    assert run.result.returncode == 0, run.output_tail()
+    passed = [case for case in run.cases()
               if case.get("status") == "passed" and "Streaming" in (case.get("name") or "")]
-    assert len(passed) == 5, result.stdout[-3000:]
+    assert len(passed) == 5, run.result.stdout[-3000:]

@@ -125,6 +125,57 @@ def test_a_handler_limitation_applies_to_its_handler_and_runtime_only() -> None:
     assert not handlers.RUNSC_POD_PID.applies_to("runsc", containerd)
 
 
+def handler_limitations() -> list[fw.HandlerLimitation]:
+    from critest import handlers
+
+    return [value for value in vars(handlers).values() if isinstance(value, fw.HandlerLimitation)]
+
+
+def cri_with_handler(handler: str, handler_skips: bool) -> fw.Cri:
+    """A spec's handle as skip_for_handler sees it: only the run settings and the runtime's version matter."""
+    context = fw.TestContext("unix:///unused.sock", "unix:///unused.sock", 1.0, 1.0, runtime_handler=handler,
+                             handler_skips=handler_skips)
+    version = pb.VersionResponse(runtime_name="reference-runtime")
+    return fw.Cri(runtime=None, images=None, context=context, version=version)  # type: ignore[arg-type]
+
+
+def test_every_handler_skip_reason_begins_with_runsc() -> None:
+    limitations = handler_limitations()
+    assert len(limitations) >= 10
+    for limitation in limitations:
+        with pytest.raises(pytest.skip.Exception) as skipped:
+            fw.skip_for_handler(cri_with_handler("runsc", handler_skips=True), limitation)
+        assert str(skipped.value.msg).startswith("runsc: "), skipped.value.msg
+
+
+@pytest.mark.parametrize("handler", ["runc", "crun", ""])
+def test_other_handlers_never_skip(handler: str) -> None:
+    fw.skip_for_handler(cri_with_handler(handler, handler_skips=True), *handler_limitations())
+
+
+def test_no_handler_skips_runs_every_spec_on_runsc() -> None:
+    # With --no-handler-skips the specs run, and pass or fail on their merits as upstream's would.
+    fw.skip_for_handler(cri_with_handler("runsc", handler_skips=False), *handler_limitations())
+
+
+@pytest.mark.parametrize(("runtime_name", "runtime_version", "applies"), [
+    ("containerd", "1.6.20~ds1", True),
+    ("containerd", "v1.6.24", True),
+    ("containerd", "1.6.0", True),
+    ("containerd", "1.7.0", False),
+    ("containerd", "v1.7.13", False),
+    ("containerd", "1.60.1", False),
+    ("containerd", "2.0.0", False),
+    ("cri-o", "1.6.0", False),
+    ("reference-runtime", "1.6.3", False),
+])
+def test_a_containerd_16_quirk_applies_to_containerd_16_only(pytestconfig: pytest.Config, runtime_name: str,
+                                                              runtime_version: str, applies: bool) -> None:
+    quirk = import_suite(pytestconfig, "test_idempotence").CONTAINERD_16_STOP_UNKNOWN_ID
+    version = pb.VersionResponse(runtime_name=runtime_name, runtime_version=runtime_version)
+    assert quirk.applies_to(version) is applies
+
+
 def test_cleanup_reports_failures_but_not_what_is_already_gone() -> None:
     def fail(code: grpc.StatusCode) -> None:
         raise CRIError("/runtime.v1.RuntimeService/RemoveContainer", code, "details")
