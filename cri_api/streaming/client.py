@@ -29,7 +29,8 @@ class StreamingCancelled(StreamingError):
 
 def exec_stream(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, stderr: BinaryIO | None,
                 tty: bool = False, resize: p.Resize | None = None, *, transport: str = "spdy",
-                tls: TLSSettings | None = None, timeout: float = 30.0, cancel: threading.Event | None = None) -> int:
+                tls: TLSSettings | None = None, timeout: float = 30.0, cancel: threading.Event | None = None,
+                protocols: list[str] | None = None) -> int:
     """Run the session behind an ExecResponse URL; return the command's exit code.
 
     Pass ``None`` for the streams the ExecRequest did not ask for (``stderr`` must be None with a TTY):
@@ -37,10 +38,12 @@ def exec_stream(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, stder
     ``resize`` yields (width, height) pairs, or is a
     queue that ends with ``None``. Setting ``cancel`` tears the session down; exec then raises
     StreamingCancelled. ``timeout`` bounds connecting, the upgrade and each stream's creation, not the
-    session. Raises StreamingError if the session cannot be set up and RemoteCommandError for a failure
-    the server reports that is not an exit code.
+    session. ``protocols`` narrows the remote-command versions offered (best first; default: all the
+    transport speaks). Raises StreamingError if the session cannot be set up and RemoteCommandError for
+    a failure the server reports that is not an exit code (a command the runtime could not start).
     """
-    chosen, error_payload = _run(url, stdin, stdout, stderr, tty, resize, transport, tls, timeout, cancel)
+    chosen, error_payload = _run(url, stdin, stdout, stderr, tty, resize, transport, tls, timeout, cancel,
+                                 protocols)
     if cancel is not None and cancel.is_set():
         raise StreamingCancelled("exec session cancelled before the command finished")
     return p.exit_code_from_error(error_payload, chosen)
@@ -49,12 +52,13 @@ def exec_stream(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, stder
 def attach_stream(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, stderr: BinaryIO | None,
                   tty: bool = False, resize: p.Resize | None = None, *, transport: str = "spdy",
                   tls: TLSSettings | None = None, timeout: float = 30.0,
-                  cancel: threading.Event | None = None) -> None:
+                  cancel: threading.Event | None = None, protocols: list[str] | None = None) -> None:
     """Attach to a container's stdio behind an AttachResponse URL until the server ends the session.
 
-    Setting ``cancel`` detaches (returns normally); the container keeps running.
+    Setting ``cancel`` detaches (returns normally); the container keeps running. ``protocols`` as exec_stream's.
     """
-    chosen, error_payload = _run(url, stdin, stdout, stderr, tty, resize, transport, tls, timeout, cancel)
+    chosen, error_payload = _run(url, stdin, stdout, stderr, tty, resize, transport, tls, timeout, cancel,
+                                 protocols)
     if cancel is None or not cancel.is_set():
         p.exit_code_from_error(error_payload, chosen)
 
@@ -78,16 +82,16 @@ def port_forward(url: str, ports: list[tuple[int, int]], *, transport: str = "sp
 
 def _run(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, stderr: BinaryIO | None, tty: bool,
          resize: p.Resize | None, transport: str, tls: TLSSettings | None, timeout: float,
-         cancel: threading.Event | None) -> tuple[str, bytes]:
+         cancel: threading.Event | None, protocols: list[str] | None) -> tuple[str, bytes]:
     if tty and stderr is not None:
         raise ValueError("with a TTY stdout and stderr are one stream: pass stderr=None")
     if transport == "websocket":
         from cri_api.streaming.websocket import run_websocket
 
-        return run_websocket(url, stdin, stdout, stderr, tty, resize, tls, timeout, cancel)
+        return run_websocket(url, stdin, stdout, stderr, tty, resize, tls, timeout, cancel, protocols)
     if transport != "spdy":
         raise ValueError(f"unknown transport {transport!r}; choose one of {p.TRANSPORTS}")
-    return _SpdySession(url, tls, timeout).run(stdin, stdout, stderr, tty, resize, cancel)
+    return _SpdySession(url, tls, timeout, protocols).run(stdin, stdout, stderr, tty, resize, cancel)
 
 
 class _Pumps:
@@ -139,8 +143,8 @@ def copy_out(read: Callable[[], bytes], sink: BinaryIO) -> None:
 class _SpdySession:
     """One remotecommand session over SPDY: one stream per channel, named by its streamType header."""
 
-    def __init__(self, url: str, tls: TLSSettings | None, timeout: float) -> None:
-        upgraded = upgrade_spdy(url, p.SPDY_REMOTECOMMAND_PROTOCOLS, tls, timeout)
+    def __init__(self, url: str, tls: TLSSettings | None, timeout: float, protocols: list[str] | None = None) -> None:
+        upgraded = upgrade_spdy(url, protocols or p.SPDY_REMOTECOMMAND_PROTOCOLS, tls, timeout)
         self.protocol = upgraded.protocol or p.V1
         self.timeout = timeout
         self.connection = SpdyConnection(upgraded.sock, upgraded.leftover)

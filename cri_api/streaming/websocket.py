@@ -59,10 +59,13 @@ def chosen_protocol(ws: websocket.WebSocket, protocols: list[str]) -> str | None
 
 def run_websocket(url: str, stdin: BinaryIO | None, stdout: BinaryIO | None, stderr: BinaryIO | None, tty: bool,
                   resize: p.Resize | None, tls: TLSSettings | None, timeout: float,
-                  cancel: threading.Event | None = None) -> tuple[str, bytes]:
-    """One exec/attach session; returns the chosen protocol and the error channel's bytes."""
-    ws = open_websocket(url, WEBSOCKET_PROTOCOLS, tls, timeout)
-    chosen = chosen_protocol(ws, WEBSOCKET_PROTOCOLS) or p.V4
+                  cancel: threading.Event | None = None,
+                  protocols: list[str] | None = None) -> tuple[str, bytes]:
+    """One exec/attach session offering ``protocols`` (default: v5 and v4); returns the chosen protocol and the
+    error channel's bytes."""
+    offered = protocols or WEBSOCKET_PROTOCOLS
+    ws = open_websocket(url, offered, tls, timeout)
+    chosen = chosen_protocol(ws, offered) or p.V4
     stop = threading.Event()
     failure: list[BaseException] = []
     error_payload = bytearray()

@@ -59,10 +59,22 @@ def tls_settings(ca: str | None, cert: str | None, key: str | None, server_name:
     return TLSSettings(ca_file=ca or None, cert_file=cert or None, key_file=key or None, server_name=server_name)
 
 
+def check_terminal(tty: bool, interactive: bool) -> None:
+    """Upstream's two TTY rules, checked as upstream once the runtime has answered with the URL, before streaming:
+    a TTY needs stdin, and stdin must then be a terminal."""
+    if not tty:
+        return
+    if not interactive:
+        raise CrictlError("tty=true must be specified with interactive=true")
+    if not sys.stdin.isatty():
+        raise CrictlError("input is not a terminal")
+
+
 @contextlib.contextmanager
 def terminal_session(tty: bool) -> Iterator[queue.Queue[tuple[int, int] | None] | None]:
-    """With ``tty`` and a real terminal: raw mode, and a queue of window sizes (ends with None) for the session."""
-    if not tty or not sys.stdin.isatty():
+    """With ``tty`` (stdin is then a terminal: see check_terminal): raw mode, and a queue of window sizes (ends
+    with None) for the session."""
+    if not tty:
         yield None
         return
     import termios
@@ -125,6 +137,10 @@ def exec_streaming(settings: Settings, options: ExecOptions, container_id: str) 
                              stdin=options.interactive, stdout=True, stderr=not options.tty)
     with doing(f"getting the exec URL of container {container_id}"):
         url = settings.runtime().exec(request).url
+    try:
+        check_terminal(options.tty, options.interactive)
+    except CrictlError as exc:
+        raise CrictlError(f"running the command in container {container_id}: {exc}") from None
     from cri_api.streaming.client import exec_stream
     from cri_api.streaming.protocol import RemoteCommandError
     from cri_api.streaming.upgrade import StreamingError
@@ -283,6 +299,10 @@ def attach_command(settings: Settings, tty: bool, interactive: bool, transport: 
     request = pb.AttachRequest(container_id=container_id, stdin=interactive, tty=tty, stdout=True, stderr=not tty)
     with doing(f"getting the attach URL of container {container_id}"):
         url = runtime.attach(request).url
+    try:
+        check_terminal(tty, interactive)
+    except CrictlError as exc:
+        raise CrictlError(f"attaching to container {container_id}: {exc}") from None
     from cri_api.streaming.client import attach_stream
     from cri_api.streaming.protocol import RemoteCommandError
     from cri_api.streaming.upgrade import StreamingError

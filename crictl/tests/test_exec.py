@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -45,6 +46,26 @@ def sleeper(runtime: Runtime) -> Iterator[tuple[Runtime, str, str]]:
     yield runtime, pod_id, runtime.run_container(pod_id)
 
 
+# busybox's httpd on a second port of the pod, next to nginx on 80.
+SECOND_WEB_SERVER = ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8081 -h /www"]
+
+
+@pytest.fixture(scope="module")
+def web_pod(sleeper: tuple[Runtime, str, str]) -> tuple[Runtime, str]:
+    """The sleeper's pod with web servers on ports 80 (nginx) and 8081 (busybox httpd)."""
+    runtime, pod_id, _ = sleeper
+    runtime.run_container(pod_id, [], image=NGINX)
+    runtime.run_container(pod_id, SECOND_WEB_SERVER)
+    return runtime, pod_id
+
+
+@pytest.fixture(scope="module")
+def shell(sleeper: tuple[Runtime, str, str]) -> str:
+    """A shell on a TTY with stdin open, in the sleeper's pod: something to attach to."""
+    runtime, pod_id, _ = sleeper
+    return runtime.run_container(pod_id, ["sh"], tty=True, stdin=True)
+
+
 @pytest.mark.parametrize("transport", ["spdy", "websocket"])
 def test_exec_passes_output_and_exit_code_on(sleeper: tuple[Runtime, str, str], transport: str) -> None:
     runtime, _, container_id = sleeper
@@ -54,6 +75,15 @@ def test_exec_passes_output_and_exit_code_on(sleeper: tuple[Runtime, str, str], 
     piped = run_crictl("--runtime-endpoint", runtime.endpoint, "exec", "-i", "--transport", transport, container_id,
                        "cat", input="through stdin")
     assert (piped.returncode, piped.stdout) == (0, "through stdin")
+
+
+@pytest.mark.parametrize("transport", ["spdy", "websocket"])
+def test_exec_of_a_command_that_cannot_start_is_an_error(sleeper: tuple[Runtime, str, str], transport: str) -> None:
+    """Not an exit code: the runtime's failure, in the same words from both runtimes (kubelet's Status message)."""
+    runtime, _, container_id = sleeper
+    result = runtime.crictl("exec", "-r", transport, container_id, "/does/not/exist")
+    assert_one_line_error(result, f"running the command in container {container_id}: Internal error occurred: "
+                          "error executing command in container: ", '"/does/not/exist": stat /does/not/exist: no such')
 
 
 def test_exec_sync(sleeper: tuple[Runtime, str, str]) -> None:
@@ -89,6 +119,30 @@ def test_exec_tls_needs_a_certificate_and_its_key(sleeper: tuple[Runtime, str, s
     runtime, _, container_id = sleeper
     result = runtime.crictl("exec", "--tls-ca", "/no/such/ca.pem", container_id, "true")
     assert_one_line_error(result, "--tls-cert and --tls-key are required")
+
+
+@pytest.mark.parametrize("command", ["exec", "attach"])
+def test_a_tty_needs_stdin_and_a_terminal(sleeper: tuple[Runtime, str, str], shell: str, command: str) -> None:
+    """Upstream's two rules, checked once the runtime has answered with the URL: -t needs -i, and -it needs a
+    terminal on stdin (here it is a pipe)."""
+    runtime, _, container_id = sleeper
+    target = [container_id, "sh"] if command == "exec" else [shell]
+    for flags, message in (("-t", "tty=true must be specified with interactive=true"),
+                           ("-it", "input is not a terminal")):
+        result = run_crictl("--runtime-endpoint", runtime.endpoint, command, flags, *target, input="")
+        assert_one_line_error(result, message)
+
+
+@pytest.mark.parametrize("transport", ["spdy", "websocket"])
+def test_attach_relays_piped_stdin_and_the_output(sleeper: tuple[Runtime, str, str], transport: str) -> None:
+    """``cat`` with stdin once: the piped lines come back, and the end of the input ends the container and the
+    session."""
+    runtime, pod_id, _ = sleeper
+    known_containerd_gap(runtime, transport)  # without v5 the end of stdin cannot be told: cat never ends
+    container_id = runtime.run_container(pod_id, ["cat"], stdin=True, stdin_once=True)
+    result = run_crictl("--runtime-endpoint", runtime.endpoint, "attach", "-i", "-r", transport, container_id,
+                        input="hello\nworld\n", timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hello\nworld\n", "")
 
 
 @dataclass
@@ -172,28 +226,51 @@ def test_exec_filter_matching_nothing_prints_help(sleeper: tuple[Runtime, str, s
 
 
 @pytest.mark.parametrize("transport", ["spdy", "websocket"])
-def test_port_forward_reaches_the_pods_web_server(sleeper: tuple[Runtime, str, str], transport: str) -> None:
-    runtime, pod_id, _ = sleeper
+def test_port_forward_reaches_the_pods_web_server(web_pod: tuple[Runtime, str], transport: str) -> None:
+    runtime, pod_id = web_pod
     known_containerd_gap(runtime, transport)
-    runtime.run_container(pod_id, [], image=NGINX)
-    with subprocess.Popen([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint,
-                           "port-forward", "-r", transport, pod_id, ":80"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLEAN_ENV) as forward:
-        check_forwarding(forward)
-
-
-def check_forwarding(forward: subprocess.Popen[str]) -> None:
-    try:
+    with forwarding(runtime, transport, pod_id, ":80") as forward:
         local = forwarded_port(forward)
         status = eventually(lambda: http_status(local), timeout=20, interval=0.3, what="an answer through the port")
         assert status == 200
-    finally:
-        forward.terminate()
-        forward.wait(10)
+
+
+@pytest.mark.parametrize("transport", ["spdy", "websocket"])
+def test_port_forward_of_several_ports_at_once(web_pod: tuple[Runtime, str], transport: str) -> None:
+    """LOCAL:REMOTE pairs: each local port reaches its own web server in the pod."""
+    runtime, pod_id = web_pod
+    known_containerd_gap(runtime, transport)
+    local_ports = free_local_ports(2)
+    with forwarding(runtime, transport, pod_id, f"{local_ports[0]}:80", f"{local_ports[1]}:8081") as forward:
+        assert [forwarded_port(forward), forwarded_port(forward)] == local_ports
+        for local in local_ports:
+            status = eventually(lambda local=local: http_status(local), timeout=20, interval=0.3,
+                                what=f"an answer through port {local}")
+            assert status == 200
+
+
+@contextlib.contextmanager
+def forwarding(runtime: Runtime, transport: str, pod_id: str, *ports: str) -> Iterator[subprocess.Popen[str]]:
+    """``crictl port-forward`` running, stopped (SIGTERM) at the end."""
+    with subprocess.Popen([sys.executable, "-m", "crictl", "--runtime-endpoint", runtime.endpoint,
+                           "port-forward", "-r", transport, pod_id, *ports],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLEAN_ENV) as forward:
+        try:
+            yield forward
+        finally:
+            forward.terminate()
+            forward.wait(10)
+
+
+def free_local_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 just now (held together while picked, so they differ)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.create_server(("127.0.0.1", 0))) for _ in range(count)]
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def forwarded_port(forward: subprocess.Popen[str]) -> int:
-    """The local port of crictl port-forward's first ``Forwarding from`` line."""
+    """The local port of crictl port-forward's next ``Forwarding from`` line."""
     line = forward.stdout.readline() if forward.stdout else ""
     assert line.startswith("Forwarding from 127.0.0.1:"), line + (forward.stderr.read() if forward.stderr else "")
     return int(line.split(":")[1].split()[0])
@@ -232,12 +309,13 @@ def test_port_forward_reports_a_connection_the_pod_refuses(sleeper: tuple[Runtim
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_exec_it_in_a_real_terminal(sleeper: tuple[Runtime, str, str]) -> None:
+@pytest.mark.parametrize("transport", ["spdy", "websocket"])
+def test_exec_it_in_a_real_terminal(sleeper: tuple[Runtime, str, str], transport: str) -> None:
     """Typing shows output, a window resize reaches the container, the exit code comes back."""
     runtime, _, container_id = sleeper
     session = f"crictl-{uuid.uuid4().hex[:8]}"
-    command = (f"{sys.executable} -m crictl --runtime-endpoint {runtime.endpoint} exec -it {container_id} sh; "
-               "echo EXIT=$?; sleep 30")
+    command = (f"{sys.executable} -m crictl --runtime-endpoint {runtime.endpoint} exec -it -r {transport} "
+               f"{container_id} sh; echo EXIT=$?; sleep 30")
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command], check=True)
     try:
         def screen() -> str:

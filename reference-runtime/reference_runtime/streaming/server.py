@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -18,6 +19,9 @@ from reference_runtime.streaming.tokens import PendingRequest, TokenCache
 
 log = logging.getLogger("reference_runtime.streaming")
 KINDS = ("exec", "attach", "portforward")
+# A server bound to every address answers URLs naming the loopback one, which any local client can reach
+# (kubelet names the node's address; the CRI's clients run on the node).
+URL_HOST_FOR_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 StreamHandler = Callable[[http.server.BaseHTTPRequestHandler, PendingRequest], None]
 
@@ -48,7 +52,8 @@ class StreamingServer:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("streaming request", extra={"line": format % args})
 
-        self._http = http.server.ThreadingHTTPServer((self.address, self.port), Handler)
+        server_class = _IPv6Server if ":" in self.address else http.server.ThreadingHTTPServer
+        self._http = server_class((self.address, self.port), Handler)
         self._http.daemon_threads = True
         if self.tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -67,6 +72,7 @@ class StreamingServer:
         if self._http is None:
             raise errors.Unavailable("the streaming server is not running")
         host, port = self._http.server_address[:2]
+        host = URL_HOST_FOR_WILDCARD.get(str(host), str(host))
         host_text = f"[{host}]" if ":" in str(host) else str(host)
         return f"{'https' if self.tls else 'http'}://{host_text}:{port}"
 
@@ -85,6 +91,10 @@ class StreamingServer:
             _answer(request, 501, f"{pending.kind} streams are not implemented by this runtime yet")
             return
         handler(request, pending)
+
+
+class _IPv6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 def _answer(request: http.server.BaseHTTPRequestHandler, status: int, text: str) -> None:

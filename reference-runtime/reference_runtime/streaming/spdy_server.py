@@ -23,14 +23,29 @@ from collections.abc import Callable
 
 from cri_api.streaming.spdy import SpdyConnection, SpdyStream
 from reference_runtime.streaming.attach import AttachSocket
-from reference_runtime.streaming.remotecommand import SUCCESS_STATUS, ExecProcess, exit_status
+from reference_runtime.streaming.remotecommand import (
+    SUCCESS_STATUS,
+    ExecFailed,
+    ExecProcess,
+    error_channel_payload,
+    exit_status,
+    failure_status,
+)
 
 log = logging.getLogger("reference_runtime.streaming")
 REMOTE_COMMAND_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
                             "channel.k8s.io")
+# The versions with a resize stream (a TTY session's client opens one).
+RESIZE_PROTOCOLS = REMOTE_COMMAND_PROTOCOLS[:3]
 PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
+PROTOCOL_HEADER = "X-Stream-Protocol-Version"
+ACCEPTED_HEADER = "X-Accepted-Stream-Protocol-Versions"
 STREAM_CREATION_TIMEOUT_SECONDS = 30.0
+# How often a session waiting for its streams checks that the client is still there.
+ARRIVAL_POLL_SECONDS = 0.1
 READ_SIZE = 32 * 1024
+# Applies a terminal size: (width, height).
+Resize = Callable[[int, int], None]
 
 
 def is_spdy(request: http.server.BaseHTTPRequestHandler) -> bool:
@@ -38,18 +53,42 @@ def is_spdy(request: http.server.BaseHTTPRequestHandler) -> bool:
 
 
 def switch_protocols(request: http.server.BaseHTTPRequestHandler, offered_by_us: tuple[str, ...]) -> str | None:
-    """Answer the upgrade with the best protocol version both sides speak; None (answered 403) if none."""
-    offered = [value.strip() for header in request.headers.get_all("X-Stream-Protocol-Version") or []
-               for value in header.split(",")]
+    """Answer the upgrade with the best protocol version both sides speak; None (answered 403) if none.
+
+    As kubelet's handshake: a client that names no version at all is an old one and gets the oldest
+    (the answer then names none either); a refusal lists ours in ``X-Accepted-Stream-Protocol-Versions``.
+    """
+    offered = [value.strip() for header in request.headers.get_all(PROTOCOL_HEADER) or []
+               for value in header.split(",") if value.strip()]
+    if not offered:
+        _switch(request, None)
+        return offered_by_us[-1]
     protocol = next((version for version in offered_by_us if version in offered), None)
     if protocol is None:
-        request.send_error(403, f"no protocol version in common; this server speaks {', '.join(offered_by_us)}")
+        _refuse(request, offered, offered_by_us)
         return None
-    request.wfile.write(("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
-                         f"X-Stream-Protocol-Version: {protocol}\r\n\r\n").encode())
+    _switch(request, protocol)
+    return protocol
+
+
+def _switch(request: http.server.BaseHTTPRequestHandler, protocol: str | None) -> None:
+    chosen = f"{PROTOCOL_HEADER}: {protocol}\r\n" if protocol else ""
+    request.wfile.write(f"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                        f"{chosen}\r\n".encode())
     request.wfile.flush()
     request.close_connection = True
-    return protocol
+
+
+def _refuse(request: http.server.BaseHTTPRequestHandler, offered: list[str], offered_by_us: tuple[str, ...]) -> None:
+    body = (f"unable to upgrade: no protocol version in common: the client speaks {', '.join(offered)}, "
+            f"this server {', '.join(offered_by_us)}\n").encode()
+    request.send_response(403)
+    for version in offered_by_us:
+        request.send_header(ACCEPTED_HEADER, version)
+    request.send_header("Content-Type", "text/plain; charset=utf-8")
+    request.send_header("Content-Length", str(len(body)))
+    request.end_headers()
+    request.wfile.write(body)
 
 
 def upgrade(request: http.server.BaseHTTPRequestHandler, offered_by_us: tuple[str, ...],
@@ -71,13 +110,18 @@ class StreamSet:
     def add(self, stream: SpdyStream) -> None:
         self._arrivals.put(stream)
 
-    def wait_for(self, wanted: set[str], timeout: float = STREAM_CREATION_TIMEOUT_SECONDS) -> bool:
+    def wait_for(self, wanted: set[str], connection: SpdyConnection,
+                 timeout: float = STREAM_CREATION_TIMEOUT_SECONDS) -> bool:
+        """Until the client has opened every stream in ``wanted``; False if it has not in time or went away."""
         deadline = time.monotonic() + timeout
         while not wanted <= set(self.streams):
-            try:
-                stream = self._arrivals.get(timeout=max(deadline - time.monotonic(), 0.001))
-            except queue.Empty:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (connection.closed and self._arrivals.empty()):
                 return False
+            try:
+                stream = self._arrivals.get(timeout=min(remaining, ARRIVAL_POLL_SECONDS))
+            except queue.Empty:
+                continue
             self.streams[header(stream, "streamtype")] = stream
         return True
 
@@ -93,6 +137,11 @@ def wanted_streams(stdin: bool, stdout: bool, stderr: bool, tty: bool) -> set[st
     return names - {"stderr"} if tty else names
 
 
+def _with_resize(streams_wanted: set[str], tty: bool, protocol: str) -> set[str]:
+    """With a TTY, clients of v3 and later open a resize stream too (kubelet waits for it as well)."""
+    return streams_wanted | {"resize"} if tty and protocol in RESIZE_PROTOCOLS else streams_wanted
+
+
 def serve_exec(request: http.server.BaseHTTPRequestHandler, streams_wanted: set[str], tty: bool,
                process_factory: Callable[[], ExecProcess]) -> None:
     channels = StreamSet()
@@ -101,20 +150,26 @@ def serve_exec(request: http.server.BaseHTTPRequestHandler, streams_wanted: set[
         return
     connection, protocol = session
     try:
-        if not channels.wait_for(streams_wanted):
+        if not channels.wait_for(_with_resize(streams_wanted, tty, protocol), connection):
             log.info("exec client did not open its streams in time")
             return
         error = channels.streams["error"]
-        if tty and "resize" not in channels.streams:
-            channels.wait_for({"resize"}, timeout=1.0)  # sent by v3+ clients; a terminal works without it
-        process = process_factory()
+        try:
+            process = process_factory()
+        except ExecFailed as failure:
+            log.info("exec failed to start", extra={"error": str(failure)})
+            error.write(error_channel_payload(failure_status(failure), protocol))
+            return
         _start(_stop_when_client_leaves, connection, process.stop_if_running)
         pumps = _pump_terminal(process, channels) if tty else _pump_pipes(process, channels)
-        exit_code = process.wait()
+        try:
+            status = exit_status(process.wait(), process.command)
+        except ExecFailed as failure:
+            status = failure_status(failure)
         for pump in pumps:
             pump.join()
         process.close_terminal()
-        error.write(_status(exit_code, process.command, protocol))
+        error.write(error_channel_payload(status, protocol))
     except OSError:
         log.info("exec client went away")
     finally:
@@ -124,7 +179,7 @@ def serve_exec(request: http.server.BaseHTTPRequestHandler, streams_wanted: set[
 def _pump_pipes(process: ExecProcess, channels: StreamSet) -> list[threading.Thread]:
     pumps = [_start(_pipe_to_stream, pipe, channels.streams[name])
              for pipe, name in ((process.proc.stdout, "stdout"), (process.proc.stderr, "stderr"))
-             if name in channels.streams]
+             if pipe is not None and name in channels.streams]
     if "stdin" in channels.streams and process.proc.stdin is not None:
         _start(_stream_to_pipe, channels.streams["stdin"], process.proc.stdin)
     return pumps
@@ -136,7 +191,7 @@ def _pump_terminal(process: ExecProcess, channels: StreamSet) -> list[threading.
     if "stdin" in channels.streams:
         _start(_stream_to_terminal, channels.streams["stdin"], process.terminal)
     if "resize" in channels.streams:
-        _start(_resize_terminal, channels.streams["resize"], process)
+        _start(read_resizes, channels.streams["resize"], process.resize)
     return [_start(_terminal_to_stream, process.terminal, channels.streams["stdout"])]
 
 
@@ -152,19 +207,21 @@ def _stream_to_terminal(stream: SpdyStream, terminal: int) -> None:
             os.write(terminal, chunk)
 
 
-def _resize_terminal(stream: SpdyStream, process: ExecProcess) -> None:
-    """The resize stream carries one JSON object per size: {"Width": w, "Height": h}."""
+def read_resizes(stream: SpdyStream, resize: Resize) -> None:
+    """The resize stream carries one JSON object per size, {"Width": w, "Height": h}: apply each."""
     decoder, buffered = json.JSONDecoder(), ""
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         while chunk := stream.read(READ_SIZE):
             buffered += chunk.decode()
             while buffered.strip():
                 size, end = decoder.raw_decode(buffered.lstrip())
                 buffered = buffered.lstrip()[end:]
-                process.resize(int(size["Width"]), int(size["Height"]))
+                resize(int(size["Width"]), int(size["Height"]))
 
 
-def serve_attach(request: http.server.BaseHTTPRequestHandler, streams_wanted: set[str], attach: AttachSocket) -> None:
+def serve_attach(request: http.server.BaseHTTPRequestHandler, streams_wanted: set[str], tty: bool,
+                 attach: AttachSocket, resize: Resize) -> None:
+    """Relay a running container's stdio until it exits (or the client leaves); with a TTY, sizes go to ``resize``."""
     channels = StreamSet()
     session = upgrade(request, REMOTE_COMMAND_PROTOCOLS, channels.add)
     if session is None:
@@ -172,16 +229,18 @@ def serve_attach(request: http.server.BaseHTTPRequestHandler, streams_wanted: se
         return
     connection, protocol = session
     try:
-        if not channels.wait_for(streams_wanted):
+        if not channels.wait_for(_with_resize(streams_wanted, tty, protocol), connection):
             return
         if "stdin" in channels.streams:
             _start(_stream_to_attach, channels.streams["stdin"], attach)
+        if "resize" in channels.streams:
+            _start(read_resizes, channels.streams["resize"], resize)
         _start(_stop_when_client_leaves, connection, attach.close)
         while (packet := attach.receive()) is not None:
             stream, data = packet
             if stream in channels.streams:
                 channels.streams[stream].write(data)
-        channels.streams["error"].write(_status(0, [], protocol))
+        channels.streams["error"].write(error_channel_payload(SUCCESS_STATUS, protocol))
     except OSError:
         log.info("attach client went away")
     finally:
@@ -238,12 +297,6 @@ def _stop_when_client_leaves(connection: SpdyConnection, stop: Callable[[], None
     """The session ends when the client goes (or when we close it, after the work is done): stop the work."""
     connection.wait_closed()
     stop()
-
-
-def _status(exit_code: int, command: list[str], protocol: str) -> bytes:
-    if protocol in ("v4.channel.k8s.io", "v5.channel.k8s.io"):
-        return exit_status(exit_code, command) if command else json.dumps(SUCCESS_STATUS).encode()
-    return b"" if exit_code == 0 else f"command terminated with exit code {exit_code}".encode()
 
 
 def _start(target: Callable[..., None], *args: object) -> threading.Thread:

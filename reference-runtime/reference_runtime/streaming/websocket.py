@@ -22,7 +22,14 @@ from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Ping
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from reference_runtime.streaming.attach import AttachSocket
-from reference_runtime.streaming.remotecommand import SUCCESS_STATUS, ExecProcess, exit_status
+from reference_runtime.streaming.remotecommand import (
+    SUCCESS_STATUS,
+    ExecFailed,
+    ExecProcess,
+    error_channel_payload,
+    exit_status,
+    failure_status,
+)
 from reference_runtime.streaming.spdy_server import port_forward_session
 
 log = logging.getLogger("reference_runtime.streaming")
@@ -90,19 +97,33 @@ class WebSocketChannels:
                     return
 
 
-def serve_exec(request: http.server.BaseHTTPRequestHandler, process_factory: Callable[[], ExecProcess]) -> None:
-    """Run the command for one upgraded connection, pumping stdio, then send its exit Status and close."""
+def serve_exec(request: http.server.BaseHTTPRequestHandler, streams: tuple[bool, bool, bool],
+               process_factory: Callable[[], ExecProcess]) -> None:
+    """Run the command for one upgraded connection, pumping the requested stdio, then send its exit Status and
+    close. ``streams`` says which of stdin, stdout and stderr the request asked for."""
+    _, stdout, stderr = streams
     channels = WebSocketChannels.accept(request)
     if channels is None:
         return
-    process = process_factory()
+    try:
+        process = process_factory()
+    except ExecFailed as failure:
+        log.info("exec failed to start", extra={"error": str(failure)})
+        with contextlib.suppress(OSError):
+            channels.send(ERROR, error_channel_payload(failure_status(failure), channels.protocol))
+        channels.close()
+        request.close_connection = True
+        return
     if process.terminal is not None:
         pumps = [threading.Thread(target=_pump_terminal, args=(process.terminal, channels), daemon=True)]
     else:
-        pumps = [threading.Thread(target=_pump, args=(stream, channel, channels), daemon=True)
-                 for stream, channel in ((process.proc.stdout, STDOUT), (process.proc.stderr, STDERR))]
+        pumps = [threading.Thread(target=_pump, args=(pipe, channel, channels), daemon=True)
+                 for pipe, channel, wanted in ((process.proc.stdout, STDOUT, stdout),
+                                               (process.proc.stderr, STDERR, stderr))
+                 if wanted and pipe is not None]
     for pump in pumps:
         pump.start()
+
     def read_until_client_leaves() -> None:
         try:
             channels.receive(_stdin_writer(process, channels.protocol))
@@ -114,11 +135,14 @@ def serve_exec(request: http.server.BaseHTTPRequestHandler, process_factory: Cal
     reader = threading.Thread(target=read_until_client_leaves, daemon=True, name="exec-ws-reader")
     reader.start()
     try:
-        exit_code = process.wait()
+        try:
+            status = exit_status(process.wait(), process.command)
+        except ExecFailed as failure:
+            status = failure_status(failure)
         for pump in pumps:
             pump.join()
         process.close_terminal()
-        channels.send(ERROR, exit_status(exit_code, process.command))
+        channels.send(ERROR, error_channel_payload(status, channels.protocol))
     except OSError:
         log.info("exec client went away", extra={"command": process.command})
         process.kill()
@@ -128,8 +152,10 @@ def serve_exec(request: http.server.BaseHTTPRequestHandler, process_factory: Cal
 
 
 def serve_attach(request: http.server.BaseHTTPRequestHandler, attach: AttachSocket,
-                 streams: tuple[bool, bool, bool]) -> None:
-    """Relay a running container's stdio until it exits (or the client leaves), then close with Success."""
+                 streams: tuple[bool, bool, bool], resize: Callable[[int, int], None]) -> None:
+    """Relay a running container's stdio until it exits (or the client leaves), then close with Success.
+
+    Sizes on the resize channel (sent with a TTY) go to ``resize``."""
     stdin, stdout, stderr = streams
     channels = WebSocketChannels.accept(request)
     if channels is None:
@@ -137,9 +163,12 @@ def serve_attach(request: http.server.BaseHTTPRequestHandler, attach: AttachSock
         return
 
     def on_message(channel: int, payload: bytes) -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             if channel == STDIN and stdin:
                 attach.send_stdin(payload)
+            elif channel == RESIZE:
+                size = json.loads(payload)
+                resize(int(size["Width"]), int(size["Height"]))
             elif channel == CLOSE and channels.protocol == V5 and payload[:1] == bytes([STDIN]):
                 attach.close_stdin()
 
@@ -158,7 +187,7 @@ def serve_attach(request: http.server.BaseHTTPRequestHandler, attach: AttachSock
             stream, data = packet
             if wanted[stream]:
                 channels.send(STDOUT if stream == "stdout" else STDERR, data)
-        channels.send(ERROR, json.dumps(SUCCESS_STATUS).encode())
+        channels.send(ERROR, error_channel_payload(SUCCESS_STATUS, channels.protocol))
     except OSError:
         log.info("attach client went away")
     finally:
@@ -270,7 +299,7 @@ def _stdin_writer(process: ExecProcess, protocol: str) -> Callable[[int, bytes],
     """Client messages: stdin to the pipe or terminal, v5's close of stdin, and terminal sizes."""
 
     def on_message(channel: int, payload: bytes) -> None:
-        with contextlib.suppress(OSError, ValueError):  # the process is gone or its stdin closed
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # gone, stdin closed, or a bad size
             if channel == RESIZE:
                 size = json.loads(payload)
                 process.resize(int(size["Width"]), int(size["Height"]))
