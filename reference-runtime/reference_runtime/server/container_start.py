@@ -23,14 +23,17 @@ def start_container(svc: CriService, request: pb.StartContainerRequest) -> pb.St
             raise errors.FailedPrecondition(f"container {record.id} is {record.state}, not created")
         runtime, monitor = svc.runtime(handler_of(svc, record))
         config = record.config
+        svc.nri.start_container(record)  # a plugin's error leaves the container created
         pid = monitor.create(record.id, monitor_paths(svc, record), terminal=config.tty, stdin=config.stdin,
                              stdin_once=config.stdin_once)
+        started_at = time.time_ns()  # before: a command that exits at once may be reaped before start returns
         try:
             runtime.start(record.id)
         except errors.Error:
             runtime.delete(record.id, force=True)
             raise
         record = svc.containers.update(
-            record.id, lambda current: dataclasses.replace(current, state=RUNNING, pid=pid, started_at=time.time_ns()))
+            record.id, lambda current: dataclasses.replace(current, state=RUNNING, pid=pid, started_at=started_at))
+    svc.nri.post_start_container(record)
     publish(svc, record, pb.ContainerEventType.CONTAINER_STARTED_EVENT)
     return pb.StartContainerResponse()

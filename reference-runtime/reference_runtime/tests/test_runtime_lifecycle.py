@@ -116,6 +116,7 @@ def test_exit_codes_and_reasons(runtime: RuntimeClient, tmp_path: Path) -> None:
             runtime.start_container(pb.StartContainerRequest(container_id=container_id))
             status = wait_for_exit(runtime, container_id)
             assert (status.exit_code, status.reason) == (code, reason)
+            assert status.created_at <= status.started_at <= status.finished_at, status
     finally:
         remove_pod(runtime, pod_id)
 
