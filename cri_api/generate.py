@@ -1,4 +1,4 @@
-"""Regenerate the Python stubs from ``cri_api/runtime/v1/api.proto``.
+"""Regenerate the Python stubs from ``cri_api/runtime/v1/api.proto`` and the NRI protos in ``cri_api/nri/proto``.
 
 Run from anywhere with the pinned ``grpcio-tools`` (``pip install -e .[dev]``)::
 
@@ -16,6 +16,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO = Path("cri_api/runtime/v1/api.proto")
+# NRI travels over ttrpc, not gRPC: its protos get message stubs only.
+MESSAGE_ONLY_PROTOS = (Path("cri_api/nri/proto/ttrpc.proto"), Path("cri_api/nri/proto/nri.proto"))
 
 
 def pinned_tools_version() -> str:
@@ -39,21 +41,22 @@ def check_tools_version() -> None:
 
 
 def generate(out_dir: Path) -> None:
-    """Write api_pb2.py, api_pb2.pyi and api_pb2_grpc.py for the proto under ``out_dir``."""
+    """Write api_pb2.py, api_pb2.pyi and api_pb2_grpc.py, and the NRI protos' *_pb2.py and *_pb2.pyi, under
+    ``out_dir``."""
     check_tools_version()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_protoc(out_dir, [PROTO], grpc=True)
+    run_protoc(out_dir, list(MESSAGE_ONLY_PROTOS), grpc=False)
+
+
+def run_protoc(out_dir: Path, protos: list[Path], grpc: bool) -> None:
     from grpc_tools import protoc  # only a dev dependency
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     # The proto path relative to -I becomes the Python import path of the stubs.
-    args = [
-        "protoc",
-        f"-I{REPO_ROOT}",
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        str(PROTO),
-    ]
-    if protoc.main(args) != 0:
+    args = ["protoc", f"-I{REPO_ROOT}", f"--python_out={out_dir}", f"--pyi_out={out_dir}"]
+    if grpc:
+        args.append(f"--grpc_python_out={out_dir}")
+    if protoc.main([*args, *(str(proto) for proto in protos)]) != 0:
         raise SystemExit("protoc failed")
 
 

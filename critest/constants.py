@@ -57,7 +57,3 @@ BENCHMARK_SPEC_NAMES = (
 
 NOT_IMPLEMENTED = "not implemented yet"
 FILTERED_OUT = "skipped"
-NRI_STUB_NOT_BUILT = (
-    "NRI specs need an NRI plugin stub (ttrpc multiplexed over the NRI socket, with the NRI v2 API) "
-    "to register hooks and record events: not built"
-)

@@ -26,6 +26,9 @@ SHORT_STATE_PARENT = "/run"
 MAX_SOCKET_PATH = 100
 # The runtime keeps each handler's OCI runtime state in <state>/runtimes/<handler>: the built-in handlers' binaries.
 HANDLER_BINARIES = {"runc": "runc", "crun": "crun", "runsc": "runsc"}
+# The NRI specs hold a plugin's Synchronize open for two seconds, the runtime's default request timeout.
+NRI_REQUEST_TIMEOUT_KEY = "nri_plugin_request_timeout"
+NRI_REQUEST_TIMEOUT_SECONDS = 30
 
 
 def delete_handler_containers(runtimes_dir: Path) -> None:
@@ -40,7 +43,7 @@ def delete_handler_containers(runtimes_dir: Path) -> None:
 
 class ReferenceRuntimeTestbed:
     """``reference-runtime`` on a private CNI bridge, with every upstream registry mirrored to ``registry_address``
-    (or, without one, pulling from the real registries).
+    (or, without one, pulling from the real registries). With ``nri``, NRI plugins connect on ``nri_socket``.
 
     ``stop()`` removes every pod through CRI, stops the daemon, and then removes whatever is left
     (containers runc still knows, mounts under the work dir, the bridge); it returns what it could not.
@@ -48,10 +51,13 @@ class ReferenceRuntimeTestbed:
 
     __test__ = False  # not a pytest test class, despite its name
 
-    def __init__(self, workdir: Path, registry_address: str | None, config_toml: str = "") -> None:
+    def __init__(self, workdir: Path, registry_address: str | None, config_toml: str = "", nri: bool = False) -> None:
         self.workdir = workdir.absolute()
         self.registry_address = registry_address
+        self.nri = nri
         self.config_toml = config_toml
+        if nri and NRI_REQUEST_TIMEOUT_KEY not in config_toml:
+            self.config_toml = f"{NRI_REQUEST_TIMEOUT_KEY} = {NRI_REQUEST_TIMEOUT_SECONDS}\n{config_toml}"
         self.proc: subprocess.Popen[bytes] | None = None
         self._claim: NetworkClaim | None = None
         # Short, so that socket paths (the CRI socket, <state>/attach/<64-hex id>/attach) stay under 108 bytes.
@@ -66,6 +72,11 @@ class ReferenceRuntimeTestbed:
         return f"unix://{self.socket}"
 
     @property
+    def nri_socket(self) -> Path:
+        """Where NRI plugins connect, if the bed was made with ``nri=True``."""
+        return self.state / "nri" / "nri.sock"
+
+    @property
     def root(self) -> Path:
         return self.workdir / "root"
 
@@ -75,8 +86,9 @@ class ReferenceRuntimeTestbed:
 
     def argv(self) -> list[str]:
         mirrors = ["--registry-config-dir", str(self.workdir / "hosts")] if self.registry_address else []
+        nri = ["--nri-socket", str(self.nri_socket)] if self.nri else []
         return [sys.executable, "-m", "reference_runtime", "--address", str(self.socket), "--root", str(self.root),
-                "--state", str(self.state), *mirrors,
+                "--state", str(self.state), *mirrors, *nri,
                 "--log-level", "debug", "--config", str(self.workdir / "config.toml"),
                 "--cni-conf-dir", str(self.workdir / "cni" / "net.d")]
 

@@ -33,15 +33,17 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 @click.option("--cni-bin-dir", help="CNI plugin binaries, ':'-separated [default: /usr/lib/cni]")
 @click.option("--pause-image", help="the pod sandbox image [default: registry.k8s.io/pause:3.10]")
 @click.option("--stream-address", help="address of the exec/attach/port-forward server [default: 127.0.0.1]")
+@click.option("--nri-socket", help="listen for NRI plugins on this socket [default: NRI disabled]")
 def daemon_command(config_path: Path | None, address: str | None, root: str | None, state: str | None,
                    log_level: str | None, registry_config_dir: str | None, cni_conf_dir: str | None,
-                   cni_bin_dir: str | None, pause_image: str | None, stream_address: str | None) -> None:
+                   cni_bin_dir: str | None, pause_image: str | None, stream_address: str | None,
+                   nri_socket: str | None) -> None:
     """A CRI runtime: pods on runc, images from OCI registries."""
     try:
         config = load_config(config_path).with_overrides(
             address=address, root=root, state=state, log_level=log_level,
             registry_config_dir=registry_config_dir, cni_conf_dir=cni_conf_dir, cni_bin_dir=cni_bin_dir,
-            pause_image=pause_image, stream_address=stream_address)
+            pause_image=pause_image, stream_address=stream_address, nri_socket=nri_socket)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     setup_logging(config.log_level)
@@ -70,10 +72,17 @@ def serve(config: DaemonConfig) -> None:
         server.stop(0).wait()
         config.socket_path.unlink(missing_ok=True)
         raise click.ClickException(f"start-up recovery failed: {exc}") from None
+    try:
+        svc.nri.start()  # after recovery: a joining plugin is synchronized with every pod and container
+    except OSError as exc:
+        server.stop(0).wait()
+        config.socket_path.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot listen for NRI plugins on {config.nri_socket}: {exc}") from None
     log.info("ready", extra={"images": len(svc.images.store.list())})
     stop.wait()
     log.info("shutting down")
     svc.stopping.set()
+    svc.nri.stop()
     svc.streaming.stop()
     server.stop(SHUTDOWN_GRACE_SECONDS).wait()
     config.socket_path.unlink(missing_ok=True)

@@ -17,6 +17,10 @@ Keys (all optional; flags of the same name win):
     stream_tls_cert = ""                                        # with stream_tls_key: serve https URLs
     stream_tls_key = ""
     default_runtime_handler = "runc"                            # the handler for an empty RuntimeClass
+    nri_socket = ""                                             # NRI plugins' socket ("": NRI disabled); containerd
+                                                                # uses /var/run/nri/nri.sock
+    nri_plugin_registration_timeout = 5                         # seconds a connected plugin has to register
+    nri_plugin_request_timeout = 2                              # seconds a plugin has to answer; then it is dropped
 
     [runtime_handlers.<name>]                                   # RuntimeClass handlers; runc, crun, runsc built in
     binary = "/usr/sbin/runc"                                   # an OCI runtime speaking runc's CLI
@@ -37,6 +41,7 @@ from typing import Any
 
 DEFAULT_CONFIG_PATH = Path("/etc/reference-runtime/config.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_SOCKET_PATH_BYTES = 107  # sun_path holds 108 bytes with the terminating NUL
 
 
 class ConfigError(Exception):
@@ -91,6 +96,9 @@ class DaemonConfig:
     stream_tls_cert: str = ""
     stream_tls_key: str = ""
     default_runtime_handler: str = "runc"
+    nri_socket: str = ""
+    nri_plugin_registration_timeout: int = 5
+    nri_plugin_request_timeout: int = 2
     runtime_handlers: dict[str, RuntimeHandler] = field(default_factory=lambda: dict(BUILTIN_HANDLERS))
 
     @property
@@ -165,7 +173,19 @@ def validate(config: DaemonConfig) -> DaemonConfig:
         raise ConfigError("stream_tls_cert and stream_tls_key go together")
     if not 0 <= config.stream_port <= 65535:
         raise ConfigError(f"stream_port must be 0 to 65535, got {config.stream_port}")
-    for name in ("max_concurrent_downloads", "max_layer_inflated_bytes"):
+    for name in ("max_concurrent_downloads", "max_layer_inflated_bytes", "nri_plugin_registration_timeout",
+                 "nri_plugin_request_timeout"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+    validate_nri_socket(config.nri_socket)
     return config
+
+
+def validate_nri_socket(path: str) -> None:
+    if not path:
+        return
+    if not path.startswith("/"):
+        raise ConfigError(f"nri_socket must be an absolute path, got {path!r}")
+    if len(path.encode()) > MAX_SOCKET_PATH_BYTES:
+        raise ConfigError(f"nri_socket {path!r} is longer than a unix socket path may be ({MAX_SOCKET_PATH_BYTES} "
+                          "bytes)")

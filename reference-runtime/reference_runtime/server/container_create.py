@@ -41,6 +41,7 @@ def create_container(svc: CriService, request: pb.CreateContainerRequest) -> pb.
     # What is resolved through the hold stays on disk until the container's record keeps it.
     with svc.images.holding() as hold:
         record = create_container_record(svc, request, sandbox, hold)
+    svc.nri.post_create_container(record)
     publish(svc, record, pb.ContainerEventType.CONTAINER_CREATED_EVENT)
     return pb.CreateContainerResponse(container_id=record.id)
 
@@ -80,6 +81,7 @@ def create_container_record(svc: CriService, request: pb.CreateContainerRequest,
         write_bundle(paths.bundle, spec)
         if record.log_path:
             Path(record.log_path).parent.mkdir(parents=True, exist_ok=True)
+        svc.nri.create_container(record, undo)  # before the container is visible; a plugin's error undoes it all
         svc.containers.add(record)  # from now on the image's layers are kept for this container
         undo.pop_all()
     return record

@@ -95,6 +95,7 @@ def mark_exited(svc: CriService, record: ContainerRecord, exit_code: int,
     record = svc.containers.update(record.id, change)
     if noticed:
         forget_runtime_state(svc, record)
+        svc.nri.stop_container(record)  # once per container, stopped or exited on its own
         publish(svc, record, pb.ContainerEventType.CONTAINER_STOPPED_EVENT)
     return record
 

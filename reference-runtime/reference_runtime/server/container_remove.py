@@ -23,6 +23,7 @@ def remove_container_record(svc: CriService, record: ContainerRecord) -> None:
     with svc.lock_for(record.id):
         if svc.containers.find(record.id) is None:
             return
+        svc.nri.remove_container(record)
         # The OCI runtime's state went when the container exited; the bundle goes with the directory.
         cleanup(record.id, monitor_paths(svc, record), bundle_too=False)
         directory = svc.layout.container_dir(record.id)

@@ -22,6 +22,7 @@ def remove_pod_sandbox(svc: CriService, request: pb.RemovePodSandboxRequest) -> 
         if record.pid:  # the pause container's runtime state went at stop; its monitor's files go now
             cleanup(record.id, svc.layout.monitor_paths(directory, record.id))
         svc.trash.discard(directory, mounts=("rootfs",) if record.pid else ())
+        svc.nri.remove_pod_sandbox(record)
         svc.sandboxes.delete(record.id)
         svc.sandbox_names.release_owner(record.id)
         svc.stats.forget(record.id)

@@ -74,6 +74,7 @@ def run_pod_sandbox(svc: CriService, request: pb.RunPodSandboxRequest) -> pb.Run
             sysctls = validate_sysctls(dict(config.linux.sysctls), host_network, host_ipc)
             pin_pod_namespaces(pins, pod_hostname(config), sysctls, record.netns_path)
             undo.callback(unpin_pod_namespaces, pins)
+        svc.nri.run_pod_sandbox(record, undo)  # before the pod is visible; a plugin's error undoes it all
         svc.sandboxes.add(record)
         undo.pop_all()
     return pb.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)

@@ -34,6 +34,7 @@ def stop_sandbox(svc: CriService, record: SandboxRecord) -> None:
         if current is None or current.state == NOT_READY:  # removed, or stopped with every step done meanwhile
             return
         record = current
+        svc.nri.stop_pod_sandbox(record)  # its containers have stopped; the pod is still there to look at
         if record.pid:
             stop_pause_container(svc, record)
         else:

@@ -13,6 +13,7 @@ from reference_runtime.events import EventBus
 from reference_runtime.image.service import ImageService
 from reference_runtime.locks import KeyedLocks
 from reference_runtime.network.cni import CniManager
+from reference_runtime.nri.hooks import NriHooks
 from reference_runtime.oci.launcher import launcher_for
 from reference_runtime.oci.monitor import Monitor, MonitorPaths
 from reference_runtime.oci.reaper import Reaper
@@ -71,6 +72,7 @@ class CriService:
         self.sandbox_names = NameIndex("pod sandbox")
         self.container_names = NameIndex("container")
         self.events = EventBus()
+        self.nri = NriHooks(self)  # calls NRI plugins at lifecycle points; does nothing unless nri_socket is set
         self.stats = StatsCollector()
         self.trash = Trash(self.layout.root / "trash")
         tls = (config.stream_tls_cert, config.stream_tls_key) if config.stream_tls_cert else None
