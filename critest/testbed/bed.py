@@ -89,7 +89,7 @@ class Testbed:
             self._timed("registry", lambda: stack.enter_context(registry))
             self._timed("push", lambda: push_all(self.images_dir, registry.address))
             self.report(f"registry serving them on {registry.address}")
-            runtime = RUNTIMES[self.runtime_name](self.workdir / self.runtime_name, registry.address)
+            runtime = self._runtime_testbed(registry.address)
             stack.callback(self._stop_runtime, runtime)
             self._timed(self.runtime_name, runtime.start)
             self.report(f"{self.runtime_name} ready on {runtime.endpoint}")
@@ -104,6 +104,13 @@ class Testbed:
         self.runtime = None
         problems, self.cleanup_problems = self.cleanup_problems, []
         return problems
+
+    def _runtime_testbed(self, registry_address: str) -> ContainerdTestbed | ReferenceRuntimeTestbed:
+        """The runtime to test; ours serves NRI too, so the NRI specs have a socket to connect to."""
+        workdir = self.workdir / self.runtime_name
+        if self.runtime_name == "reference-runtime":
+            return ReferenceRuntimeTestbed(workdir, registry_address, nri=True)
+        return RUNTIMES[self.runtime_name](workdir, registry_address)
 
     def _stop_runtime(self, runtime: ContainerdTestbed | ReferenceRuntimeTestbed) -> None:
         self.cleanup_problems += runtime.stop()

@@ -22,6 +22,7 @@ from critest.testbed.bed import RUNTIMES, Testbed, write_critest_images_file
 from critest.testbed.containerd import check_installed
 from critest.testbed.containerd_config import MIRRORED_REGISTRIES
 from critest.testbed.process import TestbedError
+from critest.testbed.reference_runtime import ReferenceRuntimeTestbed
 from critest.testbed.registry import REGISTRY_BINARY
 
 PROG = "critest-testbed"
@@ -83,8 +84,9 @@ def run_command(debug: bool, workdir: Path | None, images_dir: Path | None, regi
     """Start the test bed, run COMMAND against it, stop the bed; exit with COMMAND's status.
 
     COMMAND sees CONTAINER_RUNTIME_ENDPOINT and IMAGE_SERVICE_ENDPOINT (so crictl and critest
-    find containerd without flags) and CRITEST_TEST_IMAGES_FILE (a --test-images-file naming the
-    kit's digest-pinned image). Example:
+    find containerd without flags), CRITEST_TEST_IMAGES_FILE (a --test-images-file naming the
+    kit's digest-pinned image) and, for the reference runtime, CRITEST_NRI_SOCKET (its NRI socket,
+    for critest --nri-socket). Example:
 
         critest-testbed run -- sh -c 'critest --test-images-file "$CRITEST_TEST_IMAGES_FILE"'
     """
@@ -174,8 +176,11 @@ def _run_command_on_bed(bed: Testbed, workdir: Path, command: list[str]) -> int:
 def command_environment(bed: Testbed, workdir: Path) -> dict[str, str]:
     """What a command run on the bed needs to find it."""
     images_file = write_critest_images_file(bed.images, workdir / "test-images.yaml")
-    return {"CONTAINER_RUNTIME_ENDPOINT": bed.endpoint, "IMAGE_SERVICE_ENDPOINT": bed.endpoint,
-            "CRITEST_TEST_IMAGES_FILE": str(images_file)}
+    environment = {"CONTAINER_RUNTIME_ENDPOINT": bed.endpoint, "IMAGE_SERVICE_ENDPOINT": bed.endpoint,
+                   "CRITEST_TEST_IMAGES_FILE": str(images_file)}
+    if isinstance(bed.runtime, ReferenceRuntimeTestbed) and bed.runtime.nri:
+        environment["CRITEST_NRI_SOCKET"] = str(bed.runtime.nri_socket)
+    return environment
 
 
 def ready_message(bed: Testbed) -> str:
