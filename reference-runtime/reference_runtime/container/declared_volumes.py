@@ -41,7 +41,7 @@ def prepare_declared_volumes(image_config: dict[str, Any], config: pb.ContainerC
         host_dir = container_dir / VOLUMES_DIR / str(index)
         host_dir.mkdir(parents=True)
         seed = path_in_root(rootfs, path)
-        if seed.is_dir() and not seed.is_symlink():
+        if seed.is_dir():  # path_in_root resolved every symlink, the last one included
             copy_contents(seed, host_dir)
         volumes[path] = host_dir
     return volumes

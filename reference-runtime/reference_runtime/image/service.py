@@ -61,21 +61,24 @@ class Leases:
 class ImageHold:
     """The images a container or pod being created stands on, kept on disk until the hold ends.
 
-    ``resolve`` looks the image up and leases its layers under the lease lock, so a RemoveImage
-    racing the creation either removed the image first (nothing is found) or finds its layers
-    held. The creation ends the hold once its record (which keeps the layers from then on) is
-    stored, or once it failed.
+    ``resolve`` looks the image up and leases its config and layers under the lease lock, so a
+    RemoveImage racing the creation either removed the image first (nothing is found) or finds
+    them held. The creation ends the hold once its record (which keeps the layers from then on)
+    is stored, or once it failed.
     """
 
     def __init__(self, images: ImageService) -> None:
         self._images = images
-        self.layers: list[str] = []
+        self.layers: list[str] = []  # what the creation's record keeps
+        self.leased: list[str] = []  # that, and the configs still to be read
 
     def resolve(self, text: str) -> ImageRecord | None:
         with self._images.leases.lock:
             image = self._images.resolve(text)
             if image is not None:
-                self._images.leases.acquire(image.diff_ids)
+                keys = [*image.diff_ids, image.id]
+                self._images.leases.acquire(keys)
+                self.leased.extend(keys)
                 self.layers.extend(image.diff_ids)
         return image
 
@@ -133,6 +136,10 @@ class ImageService:
         """The layers some image still names."""
         return {diff_id for image in self.store.list() for diff_id in image.diff_ids}
 
+    def referenced_keys(self) -> set[str]:
+        """The blobs and layers some image still names."""
+        return {key for image in self.store.list() for key in (*image.blobs, *image.diff_ids)}
+
     def usage(self) -> Usage:
         return self.snapshots.usage()
 
@@ -147,8 +154,8 @@ class ImageService:
         try:
             yield hold
         finally:
-            self.leases.release(hold.layers)
-            if set(hold.layers) - self.referenced_layers():
+            self.leases.release(hold.leased)
+            if set(hold.leased) - self.referenced_keys():
                 self.collect_garbage()
 
     # ------------------------------------------------------------------ pull and remove
@@ -206,9 +213,7 @@ class ImageService:
 
     def collect_garbage(self) -> None:
         with self.leases.lock:
-            images = self.store.list()
-            keep = self.leases.held() | self.layers_in_use()
-            keep |= {key for image in images for key in (*image.blobs, *image.diff_ids)}
+            keep = self.leases.held() | self.layers_in_use() | self.referenced_keys()
             for diff_id in self.snapshots.diff_ids() - keep:
                 self.snapshots.remove(diff_id)
             for digest in self.content.digests() - keep:

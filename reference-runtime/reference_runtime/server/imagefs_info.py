@@ -1,5 +1,5 @@
 """ImageFsInfo: what the unpacked layers use (counted when each layer is unpacked), and what the containers'
-writable layers use (walked on each call, as kubelet's eviction manager wants it current)."""
+writable layers use (each walked at most every few seconds: clients call this on every connect)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import time
 
 from cri_api import pb
 from reference_runtime.server.service import CriService
-from reference_runtime.stats.usage import directory_usage
+from reference_runtime.stats.usage import DirectoryUsageCache
+
+WRITABLE_LAYERS = DirectoryUsageCache(max_age_s=5.0)
 
 
 def image_fs_info(svc: CriService, request: pb.ImageFsInfoRequest) -> pb.ImageFsInfoResponse:
@@ -21,7 +23,7 @@ def container_usage(svc: CriService) -> pb.FilesystemUsage:
     used_bytes = inodes = 0
     timestamp = time.time_ns()
     for container in svc.containers.list():
-        usage = directory_usage(svc.layout.container_dir(container.id) / "upper")
+        usage = WRITABLE_LAYERS.usage(svc.layout.container_dir(container.id) / "upper")
         if usage is not None:
             used_bytes += usage.used_bytes
             inodes += usage.inodes_used

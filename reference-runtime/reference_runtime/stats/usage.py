@@ -218,6 +218,32 @@ def directory_usage(root: Path) -> DiskUsage | None:
     return DiskUsage(used_bytes=used, inodes_used=len(seen))
 
 
+class DirectoryUsageCache:
+    """``directory_usage`` answers reused for ``max_age_s``: a walk costs time in proportion to the files.
+
+    For ImageFsInfo, which every CRI client calls on connect (crictl, critest, the kubelet's image
+    manager): walking every container's writable layer each time would make a busy node's every
+    ``crictl ps`` pay for all files written. containerd answers it from a snapshot refreshed every 10 s.
+    """
+
+    def __init__(self, max_age_s: float) -> None:
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._entries: dict[Path, tuple[float, DiskUsage | None]] = {}
+
+    def usage(self, root: Path) -> DiskUsage | None:
+        now = time.monotonic()
+        with self._lock:
+            self._entries = {path: entry for path, entry in self._entries.items()
+                             if now - entry[0] < self.max_age_s}  # also forgets removed containers
+            if root in self._entries:
+                return self._entries[root][1]
+        usage = directory_usage(root)
+        with self._lock:
+            self._entries[root] = (now, usage)
+        return usage
+
+
 def writable_layer_usage(upper_dir: Path) -> pb.FilesystemUsage | None:
     """FilesystemUsage of a container's overlay upper directory, which is also its fs_id mountpoint.
 

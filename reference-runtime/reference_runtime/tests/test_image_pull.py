@@ -213,6 +213,7 @@ def test_a_hold_keeps_the_layers_of_an_image_removed_meanwhile_until_it_ends(
         remove_in_another_thread(service, reference)
         assert service.resolve(reference) is None
         assert (service.snapshots.directory(image.diff_ids[0]) / "etc" / "hello").read_bytes() == b"hi"
+        assert service.content.has(image.id), "the creation still reads the image's config"
 
     assert_nothing_stored(service, reference)  # the creation failed: nothing took the layers over
 

@@ -33,6 +33,7 @@ from reference_runtime.stats.metrics import (
     pod_metrics,
 )
 from reference_runtime.stats.usage import (
+    DirectoryUsageCache,
     StatsCollector,
     directory_usage,
     memory_usage,
@@ -260,6 +261,16 @@ def test_writable_layer_usage_counts_blocks_and_distinct_inodes(tmp_path: Path) 
     assert layer.timestamp > 0
     assert writable_layer_usage(tmp_path / "missing") is None
     assert directory_usage(upper / "b") is None, "a file is not a layer"
+
+
+def test_a_usage_cache_walks_a_tree_at_most_once_per_max_age(tmp_path: Path) -> None:
+    cache = DirectoryUsageCache(max_age_s=0.2)
+    first = cache.usage(tmp_path)
+    (tmp_path / "new").write_bytes(b"x")
+    assert cache.usage(tmp_path) == first, "reused while young"
+    assert eventually(lambda: cache.usage(tmp_path) != first, timeout=5)
+    assert cache.usage(tmp_path) == directory_usage(tmp_path)
+    assert cache.usage(tmp_path / "missing") is None
 
 
 # --- network counters --------------------------------------------------------------------------------------

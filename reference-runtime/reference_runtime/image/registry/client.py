@@ -406,17 +406,9 @@ def _is_valid_digest(digest: str) -> bool:
 # --------------------------------------------------------------------------- platforms
 
 
-# uname's machine names whose Go architecture (what OCI platforms say) is spelled otherwise.
-_GOARCH_BY_MACHINE = {
-    "x86_64": ("amd64", ""), "aarch64": ("arm64", ""), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
-    "i686": ("386", ""), "i386": ("386", ""),
-}
-
-
 def host_platform() -> tuple[str, str, str]:
     """The platform an index resolves to: linux on this machine's architecture (amd64 on x86_64, arm64 on aarch64)."""
-    architecture, variant = _GOARCH_BY_MACHINE.get(machine().lower(), (machine().lower(), ""))
-    return _normalize_platform("linux", architecture, variant)
+    return _normalize_platform("linux", machine(), "")
 
 
 def _normalize_platform(os_name: str, architecture: str, variant: str) -> tuple[str, str, str]:
@@ -424,7 +416,8 @@ def _normalize_platform(os_name: str, architecture: str, variant: str) -> tuple[
     os_name, architecture, variant = os_name.lower(), architecture.lower(), variant.lower()
     architecture, variant = {
         "x86_64": ("amd64", variant), "x86-64": ("amd64", variant), "i386": ("386", variant),
-        "aarch64": ("arm64", variant), "armhf": ("arm", "v7"), "armel": ("arm", "v6"),
+        "i686": ("386", variant), "aarch64": ("arm64", variant), "armhf": ("arm", "v7"), "armel": ("arm", "v6"),
+        "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
     }.get(architecture, (architecture, variant))
     if variant.isdigit():
         variant = f"v{variant}"
