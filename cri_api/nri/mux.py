@@ -64,10 +64,17 @@ class MuxConnection:
 
 
 class Multiplexer:
-    """Owns the socket: ``open`` the connections, then ``start`` reading; ``close`` ends them all."""
+    """Owns the socket: ``open`` the connections, then ``start`` reading; ``close`` ends them all.
 
-    def __init__(self, sock: socket.socket) -> None:
+    With a ``send_timeout``, a peer that reads nothing for that long fails the send (TimeoutError) and the
+    socket is closed: a sender never waits for good, whatever locks it holds.
+    """
+
+    def __init__(self, sock: socket.socket, send_timeout: float | None = None) -> None:
         self.sock = sock
+        self.send_timeout = send_timeout
+        if send_timeout is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(send_timeout))
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._connections: dict[int, MuxConnection] = {}
@@ -97,7 +104,11 @@ class Multiplexer:
         if len(payload) > MAX_PAYLOAD:
             raise MuxError(f"frame of {len(payload)} bytes exceeds the multiplexer's maximum of {MAX_PAYLOAD}")
         with self._write_lock:
-            self.sock.sendall(FRAME_HEADER.pack(conn_id, len(payload)) + payload)
+            try:
+                self.sock.sendall(FRAME_HEADER.pack(conn_id, len(payload)) + payload)
+            except BlockingIOError:  # SO_SNDTIMEO expired; part of the frame may be out, so the socket is done
+                self.close()
+                raise TimeoutError(f"the peer stopped reading (nothing sent for {self.send_timeout:g}s)") from None
 
     def forget(self, connection: MuxConnection) -> None:
         with self._lock:
@@ -153,3 +164,8 @@ class Multiplexer:
                 return None
             data += chunk
         return bytes(data)
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))

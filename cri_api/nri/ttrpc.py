@@ -198,6 +198,9 @@ class Client:
         except OSError as exc:
             self._forget(stream_id)
             raise ConnectionClosed(f"sending {method}: {exc}") from None
+        except ProtocolError as exc:  # too large to send: nothing went out, the connection goes on
+            self._forget(stream_id)
+            raise TtrpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{method}: {exc}") from None
         if not pending.done.wait(timeout):
             self._forget(stream_id)
             raise CallTimedOut(f"{service}/{method}: no answer within {timeout:.1f}s")
@@ -263,18 +266,22 @@ class Method:
 
 
 class Server:
-    """Serves unary calls, each in a thread of its own, so that a handler that blocks holds up no other call.
+    """Serves unary calls, each in a thread of its own, so that a handler that blocks holds up no other call;
+    or, ``inline``, one after the other in the reading thread: for handlers that never block, and so that a
+    peer cannot make the server start threads without limit.
 
     A handler answers with a message or raises: a TtrpcError becomes its status, anything else UNKNOWN.
+    ``on_close`` runs once the connection ends, whatever ended it.
     """
 
     def __init__(self, stream: Stream, methods: dict[tuple[str, str], Method],
-                 on_close: Callable[[], None] | None = None) -> None:
+                 on_close: Callable[[], None] | None = None, inline: bool = False) -> None:
         self._reader = MessageReader(stream)
         self._writer = _Writer(stream)
         self._stream = stream
         self._methods = methods
         self._on_close = on_close
+        self._inline = inline
         self._thread = threading.Thread(target=self._serve, name="ttrpc-server", daemon=True)
 
     def start(self) -> Server:
@@ -290,10 +297,15 @@ class Server:
                 stream_id, message_type, flags, data = message
                 if message_type != REQUEST:
                     continue  # Data frames belong to streaming calls, which are answered UNIMPLEMENTED
-                threading.Thread(target=self._answer, args=(stream_id, flags, data), name="ttrpc-call",
-                                 daemon=True).start()
+                if self._inline:
+                    self._answer(stream_id, flags, data)
+                else:
+                    threading.Thread(target=self._answer, args=(stream_id, flags, data), name="ttrpc-call",
+                                     daemon=True).start()
         except ProtocolError as exc:
             log.warning("ttrpc server: %s", exc)
+        except Exception:  # e.g. no thread could be started: the connection ends, and its owner must hear of it
+            log.exception("ttrpc server stopped")
         if self._on_close is not None:
             self._on_close()
 

@@ -211,3 +211,58 @@ def test_bad_connection_ids_and_frames_are_refused(muxes: tuple[Multiplexer, Mul
     pair[0].sendall(FRAME_HEADER.pack(1, 64 << 20))
     assert connection.recv() == b""
     assert receiver.closed
+
+
+def test_an_oversized_request_fails_that_call_only(pair: tuple[socket.socket, socket.socket]) -> None:
+    serve(pair[1], {(SERVICE, "Configure"): ttrpc.Method(nri.ConfigureRequest, configure)})
+    client = ttrpc.Client(ttrpc.SocketStream(pair[0])).start()
+    too_big = nri.ConfigureRequest(config="c" * ttrpc.MAX_DATA_LENGTH)
+    with pytest.raises(ttrpc.TtrpcError) as refused:
+        client.call(SERVICE, "Configure", too_big, nri.ConfigureResponse, 5)
+    assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "Configure: message of" in refused.value.message and "exceeds ttrpc's maximum" in refused.value.message
+    answer = client.call(SERVICE, "Configure", nri.ConfigureRequest(runtime_name="ok"), nri.ConfigureResponse, 5)
+    assert answer.events == 2 and not client.closed
+
+
+def test_an_inline_server_answers_one_call_after_the_other_in_its_reading_thread(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    threads: list[str] = []
+
+    def record(request: Message) -> Message:
+        threads.append(threading.current_thread().name)
+        return nri.Empty()
+
+    ttrpc.Server(ttrpc.SocketStream(pair[1]), {(SERVICE, "Shutdown"): ttrpc.Method(nri.Empty, record)},
+                 inline=True).start()
+    client = ttrpc.Client(ttrpc.SocketStream(pair[0])).start()
+    callers = [threading.Thread(target=client.call, args=(SERVICE, "Shutdown", nri.Empty(), nri.Empty, 5))
+               for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(10)
+    assert threads == ["ttrpc-server"] * 8  # no thread started per call
+
+
+class FailingStream(ttrpc.SocketStream):
+    """A stream whose reading fails with something other than the end of the stream."""
+
+    def recv(self) -> bytes:
+        raise RuntimeError("can't start new thread")
+
+
+def test_whatever_stops_a_server_its_close_is_reported(pair: tuple[socket.socket, socket.socket]) -> None:
+    closed = threading.Event()
+    ttrpc.Server(FailingStream(pair[1]), {}, on_close=closed.set).start()
+    assert closed.wait(5)
+
+
+def test_a_peer_that_stops_reading_fails_the_send_and_the_socket(pair: tuple[socket.socket, socket.socket]) -> None:
+    sender = Multiplexer(pair[0], send_timeout=0.3)  # the peer (pair[1]) never reads
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"the peer stopped reading \(nothing sent for 0.3s\)"):
+        for _ in range(4):  # more than the socket buffers take
+            sender.send_frame(1, b"x" * 1_000_000)
+    assert time.monotonic() - started < 5
+    assert sender.closed  # part of a frame may have gone out: nothing more can be sent on it

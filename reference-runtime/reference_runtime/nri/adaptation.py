@@ -6,9 +6,9 @@ so that it learns of every pod and container exactly one way (in its Synchronize
 A pod or container whose creation event went out but which is not in the runtime's stores yet is
 "pending": a joining plugin gets it in its Synchronize. Plugins are called in ascending index order.
 
-A plugin whose connection ends, or that does not answer in time, is dropped and the event goes on
-without it. A plugin that answers an error fails RunPodSandbox, CreateContainer and StartContainer
-(status UNKNOWN, with the plugin's message); for the other events the error is logged.
+A plugin whose connection ends, that does not answer in time or that stops reading, is dropped and
+the event goes on without it. A plugin that answers an error fails RunPodSandbox, CreateContainer and
+StartContainer (status UNKNOWN, with the plugin's message); for the other events the error is logged.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import socket
-import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ log = logging.getLogger("reference_runtime.nri")
 
 Snapshot = Callable[[], tuple[list[nri.PodSandbox], list[nri.Container]]]
 LISTEN_BACKLOG = 16
+SOCKET_MODE = 0o600  # plugins see every pod and can fail every start: root's only
 # Events whose failure fails the CRI call that caused them.
 STRICT_EVENTS = frozenset({nri.RUN_POD_SANDBOX, nri.CREATE_CONTAINER, nri.START_CONTAINER})
 
@@ -60,13 +60,18 @@ class Adaptation:
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        """Listen on the socket (OSError if that cannot be), and admit plugins from now on."""
+        """Listen on the socket (OSError if that cannot be, or if it is in use), and admit plugins from now on."""
+        # Imported here: the server package imports this one (through its service).
+        from reference_runtime.server.grpc_server import clear_stale_socket
+
         self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        remove_stale_socket(self.socket_path)
+        clear_stale_socket(self.socket_path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # Linux makes the socket file with the socket's own mode (less the umask): it is never reachable with
+            # a wider one. Not socket_umask(): the umask is the process's, and RPCs are being served by now.
+            os.fchmod(listener.fileno(), SOCKET_MODE)
             listener.bind(str(self.socket_path))
-            os.chmod(self.socket_path, 0o600)  # plugins see every pod and can fail every start: root's only
             listener.listen(LISTEN_BACKLOG)
         except OSError:
             listener.close()
@@ -96,13 +101,10 @@ class Adaptation:
     # ------------------------------------------------------------ events
 
     def run_pod_sandbox(self, pod: nri.PodSandbox) -> None:
+        """If this raises, or the creation fails later, the caller calls ``abandon_pod_sandbox``."""
         with self._lock:
             self._pending_pods[pod.id] = pod
-            try:
-                self._deliver(nri.RUN_POD_SANDBOX, pod)
-            except errors.Error:
-                del self._pending_pods[pod.id]
-                raise
+            self._deliver(nri.RUN_POD_SANDBOX, pod)
 
     def abandon_pod_sandbox(self, pod: nri.PodSandbox) -> None:
         """The pod's creation failed after its RunPodSandbox event: plugins learn that it is gone."""
@@ -121,14 +123,11 @@ class Adaptation:
             self._deliver(nri.REMOVE_POD_SANDBOX, pod)
 
     def create_container(self, pod: nri.PodSandbox, container: nri.Container) -> None:
+        """If this raises, or the creation fails later, the caller calls ``abandon_container``."""
         with self._lock:
             self._pending_containers[container.id] = container
-            try:
-                for plugin, response in self._deliver(nri.CREATE_CONTAINER, pod, container):
-                    refuse_changes(plugin, response)
-            except errors.Error:
-                del self._pending_containers[container.id]
-                raise
+            for plugin, response in self._deliver(nri.CREATE_CONTAINER, pod, container):
+                refuse_changes(plugin, response)
 
     def abandon_container(self, pod: nri.PodSandbox, container: nri.Container) -> None:
         """The container's creation failed after its CreateContainer event: plugins learn that it is gone."""
@@ -196,7 +195,7 @@ class Adaptation:
             threading.Thread(target=self._admit, args=(sock,), name="nri-admit", daemon=True).start()
 
     def _admit(self, sock: socket.socket) -> None:
-        plugin = ConnectedPlugin(sock).start()
+        plugin = ConnectedPlugin(sock, send_timeout=self.request_timeout).start()
         try:
             plugin.wait_registered(self.registration_timeout)
             plugin.configure(self.runtime_name, self.runtime_version, self.registration_timeout,
@@ -232,13 +231,3 @@ def refuse_changes(plugin: ConnectedPlugin, response: Message) -> None:
         raise errors.Unimplemented(f"NRI plugin {plugin.full_name} asked to adjust, update or evict containers, "
                                    "which reference-runtime does not do")
 
-
-def remove_stale_socket(path: Path) -> None:
-    """Remove a socket a previous daemon left; refuse to replace anything that is not a socket."""
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise FileExistsError(f"{path} exists and is not a socket")
-    path.unlink()

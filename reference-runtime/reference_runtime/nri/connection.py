@@ -22,9 +22,12 @@ class PluginRefused(Exception):
 
 
 class ConnectedPlugin:
-    """A connected plugin; ``name``, ``index`` and ``events`` are known once it registered and was configured."""
+    """A connected plugin; ``name``, ``index`` and ``events`` are known once it registered and was configured.
 
-    def __init__(self, sock: socket.socket) -> None:
+    A plugin that reads nothing for ``send_timeout`` seconds fails the call being sent (ConnectionClosed).
+    """
+
+    def __init__(self, sock: socket.socket, send_timeout: float) -> None:
         self.name = ""
         self.index = ""
         self.events = 0
@@ -32,11 +35,13 @@ class ConnectedPlugin:
         self._registered = threading.Event()
         self._refusal: str | None = None
         self._uses_state_change = False
-        self._mux = Multiplexer(sock)
+        self._mux = Multiplexer(sock, send_timeout)
         self._client = ttrpc.Client(self._mux.open(api.PLUGIN_SERVICE_CONN), on_close=self.close)
         register = ttrpc.Method(nri.RegisterPluginRequest, self._register)
+        # Inline: RegisterPlugin never blocks, and two registrations cannot both pass its check.
         self._server = ttrpc.Server(self._mux.open(api.RUNTIME_SERVICE_CONN),
-                                    {(api.RUNTIME_SERVICE, "RegisterPlugin"): register}, on_close=self.close)
+                                    {(api.RUNTIME_SERVICE, "RegisterPlugin"): register}, on_close=self.close,
+                                    inline=True)
 
     @property
     def full_name(self) -> str:

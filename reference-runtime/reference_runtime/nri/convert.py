@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from cri_api.nri.proto import nri_pb2 as nri
@@ -40,12 +38,3 @@ def container(record: ContainerRecord, bundle_spec: dict[str, Any]) -> nri.Conta
 
 def env_value(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-def read_bundle_spec(bundle: Path) -> dict[str, Any]:
-    """The OCI spec in a bundle directory, or {} if there is none (yet, or any more)."""
-    try:
-        spec: dict[str, Any] = json.loads((bundle / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return spec

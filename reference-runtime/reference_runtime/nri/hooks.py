@@ -40,11 +40,15 @@ class NriHooks:
         config = self._svc.config
         if not config.nri_socket:
             return
-        adaptation = Adaptation(Path(config.nri_socket), RUNTIME_NAME, __version__, self._snapshot,
-                                registration_timeout=config.nri_plugin_registration_timeout,
-                                request_timeout=config.nri_plugin_request_timeout)
-        adaptation.start()
-        self.adaptation = adaptation
+        # Set before plugins can join: from then on no creation may skip its event (see ``adaptation``).
+        self.adaptation = Adaptation(Path(config.nri_socket), RUNTIME_NAME, __version__, self._snapshot,
+                                     registration_timeout=config.nri_plugin_registration_timeout,
+                                     request_timeout=config.nri_plugin_request_timeout)
+        try:
+            self.adaptation.start()
+        except OSError:
+            self.adaptation = None
+            raise
 
     def stop(self) -> None:
         if self.adaptation is not None:
@@ -54,8 +58,8 @@ class NriHooks:
     def run_pod_sandbox(self, record: SandboxRecord, undo: Undo) -> None:
         if self.adaptation is not None:
             pod = convert.pod_sandbox(record)
+            undo.callback(self.adaptation.abandon_pod_sandbox, pod)  # first: a plugin may fail after others saw it
             self.adaptation.run_pod_sandbox(pod)
-            undo.callback(self.adaptation.abandon_pod_sandbox, pod)
 
     def stop_pod_sandbox(self, record: SandboxRecord) -> None:
         if self.adaptation is not None:
@@ -68,8 +72,8 @@ class NriHooks:
     def create_container(self, record: ContainerRecord, undo: Undo) -> None:
         if self.adaptation is not None:
             pod, container = self._messages(record)
+            undo.callback(self.adaptation.abandon_container, pod, container)  # first, as at run_pod_sandbox
             self.adaptation.create_container(pod, container)
-            undo.callback(self.adaptation.abandon_container, pod, container)
 
     def post_create_container(self, record: ContainerRecord) -> None:
         if self.adaptation is not None:
@@ -99,8 +103,10 @@ class NriHooks:
         return pod, self._container(record)
 
     def _container(self, record: ContainerRecord) -> nri.Container:
-        bundle = self._svc.layout.container_dir(record.id) / "bundle"
-        return convert.container(record, convert.read_bundle_spec(bundle))
+        # Imported here: container_helpers imports the service, which imports this module.
+        from reference_runtime.server.container_helpers import runtime_spec
+
+        return convert.container(record, runtime_spec(self._svc, record.id))
 
     def _snapshot(self) -> tuple[list[nri.PodSandbox], list[nri.Container]]:
         pods = [convert.pod_sandbox(record) for record in self._svc.sandboxes.list()]

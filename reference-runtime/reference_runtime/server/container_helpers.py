@@ -30,8 +30,12 @@ def monitor_paths(svc: CriService, record: ContainerRecord) -> MonitorPaths:
 
 
 def runtime_spec(svc: CriService, container_id: str) -> dict[str, Any]:
+    """The container's OCI spec, {} if it has none (not yet written, or removed meanwhile; it is written atomically)."""
     path = svc.layout.container_dir(container_id) / "bundle" / "config.json"
-    spec: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        spec: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
     return spec
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -48,12 +49,24 @@ def socket_umask() -> Iterator[None]:
 
 
 def prepare_socket_path(socket_path: Path) -> None:
-    """Create the socket's directory and clear a stale socket; refuse one that is in use."""
+    """Create the socket's directory and clear a stale socket; refuse one that is in use, or a file that is not one."""
     socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-    if not socket_path.exists() and not socket_path.is_symlink():
+    try:
+        clear_stale_socket(socket_path)
+    except FileExistsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def clear_stale_socket(socket_path: Path) -> None:
+    """Remove a socket a previous process left; FileExistsError if it is in use or if the file is not a socket."""
+    try:
+        mode = socket_path.lstat().st_mode
+    except FileNotFoundError:
         return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(f"{socket_path} exists and is not a socket")
     if _someone_listens(socket_path):
-        raise ConfigError(f"{socket_path} is in use by another process")
+        raise FileExistsError(f"{socket_path} is in use by another process")
     socket_path.unlink()
 
 

@@ -3,17 +3,24 @@ failures, and no pod or container lost to a plugin that joins while one is being
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from google.protobuf.message import Message
 
+from cri_api import pb
 from cri_api.nri import api, ttrpc
+from cri_api.nri.mux import FRAME_HEADER
 from cri_api.nri.plugin import NriConnectError, Plugin, PluginConnection
 from cri_api.nri.proto import nri_pb2 as nri
+from cri_api.nri.proto import ttrpc_pb2
 from critest.nri_stub import (
     CREATE_CONTAINER,
     REMOVE_CONTAINER,
@@ -25,8 +32,13 @@ from critest.nri_stub import (
     fail_once,
 )
 from reference_runtime import errors
+from reference_runtime.config import DaemonConfig
 from reference_runtime.nri.adaptation import Adaptation
 from reference_runtime.nri.connection import sync_batches
+from reference_runtime.server.container_helpers import write_bundle
+from reference_runtime.server.service import CriService
+from reference_runtime.store.container import ContainerRecord
+from reference_runtime.store.sandbox import encode_config
 
 
 class Runtime:
@@ -264,6 +276,26 @@ def test_a_stale_socket_is_replaced_but_nothing_else(tmp_path: Path, runtime: Ru
     with pytest.raises(FileExistsError, match="is not a socket"):
         Adaptation(regular, "test-runtime", "1", runtime.snapshot).start()
     assert regular.read_text() == "keep me"
+    live = tmp_path / "live.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(live))
+        listener.listen()
+        with pytest.raises(FileExistsError, match=f"{live} is in use by another process"):
+            Adaptation(live, "test-runtime", "1", runtime.snapshot).start()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(live))  # still the other listener's
+
+
+def test_the_socket_is_made_private_whatever_the_umask(tmp_path: Path, runtime: Runtime) -> None:
+    adaptation = Adaptation(tmp_path / "nri.sock", "test-runtime", "1", runtime.snapshot)
+    previous = os.umask(0)
+    try:
+        adaptation.start()
+        assert oct(adaptation.socket_path.stat().st_mode & 0o777) == "0o600"
+        assert os.umask(0) == 0  # the process's umask is not touched
+    finally:
+        os.umask(previous)
+        adaptation.stop()
 
 
 def test_a_stopped_runtime_closes_its_plugins(adaptation: Adaptation) -> None:
@@ -277,3 +309,145 @@ def wait_for_plugins(adaptation: Adaptation, count: int) -> None:
     while len(adaptation.plugin_names()) < count:
         assert time.monotonic() < deadline, f"{count} plugin(s) did not join"
         time.sleep(0.02)
+
+
+class HandMadePlugin:
+    """A plugin that writes NRI's frames by hand, so that a test decides what it sends and when it stops reading.
+    It reads only small messages (each in one frame)."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(socket_path))
+        self.sock.settimeout(10)
+
+    def send(self, conn_id: int, stream_id: int, message_type: int, message: Message) -> None:
+        for chunk in ttrpc.frame_chunks(stream_id, message_type, 0, message.SerializeToString()):
+            self.sock.sendall(FRAME_HEADER.pack(conn_id, len(chunk)) + chunk)
+
+    def register(self, stream_id: int = 1) -> None:
+        request = nri.RegisterPluginRequest(plugin_name="hand-made", plugin_idx="00")
+        envelope = ttrpc_pb2.Request(service=api.RUNTIME_SERVICE, method="RegisterPlugin",
+                                     payload=request.SerializeToString())
+        self.send(api.RUNTIME_SERVICE_CONN, stream_id, ttrpc.REQUEST, envelope)
+
+    def read(self) -> tuple[int, int, int, bytes]:
+        """The next frame: (connection ID, ttrpc stream ID, message type, data)."""
+        conn_id, length = FRAME_HEADER.unpack(self.sock.recv(FRAME_HEADER.size, socket.MSG_WAITALL))
+        payload = self.sock.recv(length, socket.MSG_WAITALL)
+        _, stream_id, message_type, _ = ttrpc.HEADER.unpack(payload[:ttrpc.HEADER.size])
+        return conn_id, stream_id, message_type, payload[ttrpc.HEADER.size:]
+
+    def answer_configure(self) -> None:
+        while (frame := self.read())[:1] != (api.PLUGIN_SERVICE_CONN,):
+            pass  # its registration's answer
+        _, stream_id, _, _ = frame
+        response = ttrpc_pb2.Response(payload=nri.ConfigureResponse().SerializeToString())
+        self.send(api.PLUGIN_SERVICE_CONN, stream_id, ttrpc.RESPONSE, response)
+
+    def wait_closed(self) -> None:
+        """Read (and drop) what is left until the runtime closes the connection."""
+        while self.sock.recv(1 << 20):
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_plugin_that_stops_reading_is_dropped_and_holds_up_nothing(adaptation: Adaptation,
+                                                                      runtime: Runtime) -> None:
+    adaptation.request_timeout = 1
+    runtime.containers.extend(container(f"ctr-{n}-" + "x" * 500_000) for n in range(6))  # a 3 MB Synchronize
+    deaf = HandMadePlugin(adaptation.socket_path)
+    try:
+        deaf.register()
+        deaf.answer_configure()  # and from now on it reads nothing
+        time.sleep(0.2)  # the Synchronize is being sent, under the lock events take
+        started = time.monotonic()
+        event = threading.Thread(target=adaptation.run_pod_sandbox, args=(pod(),))
+        event.start()
+        event.join(10)
+        assert not event.is_alive(), "an event waited for a plugin that reads nothing"
+        assert time.monotonic() - started < 6  # its send timeout is the request timeout (1s), per send
+        deaf.wait_closed()
+        assert adaptation.plugin_names() == []
+    finally:
+        deaf.close()
+
+
+def test_a_second_registration_on_one_connection_is_refused(adaptation: Adaptation) -> None:
+    twice = HandMadePlugin(adaptation.socket_path)
+    try:
+        twice.register(stream_id=1)
+        twice.register(stream_id=3)  # sent before the first is answered
+        answers = {}
+        while len(answers) < 2:
+            conn_id, stream_id, message_type, data = twice.read()
+            if conn_id == api.RUNTIME_SERVICE_CONN and message_type == ttrpc.RESPONSE:
+                answers[stream_id] = ttrpc_pb2.Response.FromString(data).status
+        assert answers[1].code == 0
+        assert (answers[3].code, answers[3].message) == (grpc.StatusCode.FAILED_PRECONDITION.value[0],
+                                                         "plugin is already registered")
+    finally:
+        twice.close()
+
+
+def test_an_event_too_large_to_send_fails_the_creation_and_leaves_nothing_pending(adaptation: Adaptation) -> None:
+    stub = join(adaptation, "sized", "00")
+    huge_pod = nri.PodSandbox(id="huge-pod", annotations={"large": "p" * (3 << 20)})
+    huge_container = nri.Container(id="huge-ctr", pod_sandbox_id="huge-pod", annotations={"large": "c" * (2 << 20)})
+    with pytest.raises(errors.Unknown, match=r"NRI plugin 00-sized failed CreateContainer: CreateContainer: message "
+                                             r"of [0-9]+ bytes exceeds ttrpc's maximum"):
+        adaptation.create_container(huge_pod, huge_container)
+    adaptation.abandon_container(huge_pod, huge_container)  # as the creation's undo does
+    assert adaptation.plugin_names() == ["00-sized"]  # the connection goes on
+    assert join(adaptation, "later", "01").plugin.synced_containers() == []
+    assert stub.plugin.recorded() == []  # too large for every event
+    stub.stop()
+
+
+def test_the_daemons_hooks_synchronize_containers_as_their_bundle_has_them(tmp_path: Path) -> None:
+    """Args and env from the container's OCI spec; from its CRI config while it has no bundle (yet, or any more)."""
+    svc = CriService(DaemonConfig(root=str(tmp_path / "root"), state=str(tmp_path / "state"),
+                                  nri_socket=str(tmp_path / "nri.sock")))
+    svc.containers.load()
+    config = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="c"), command=["from-config"])
+    for container_id in ("bundled", "unbundled"):
+        svc.containers.add(ContainerRecord(id=container_id, sandbox_id="pod", config_b64=encode_config(config),
+                                           image_id="sha256:none", image_ref="img", log_path="", created_at=1))
+    write_bundle(svc.layout.container_dir("bundled") / "bundle", {"process": {"args": ["from-spec"], "env": ["A=1"]}})
+    synced: list[nri.Container] = []
+    svc.nri.start()
+    try:
+        NriTestStub("hooks", "00", str(tmp_path / "nri.sock"),
+                    configure=lambda plugin: setattr(plugin, "on_synchronize", lambda _, ctrs: synced.extend(ctrs))
+                    ).start().stop()
+    finally:
+        svc.nri.stop()
+    assert {ctr.id: (list(ctr.args), list(ctr.env)) for ctr in synced} == {
+        "bundled": (["from-spec"], ["A=1"]), "unbundled": (["from-config"], [])}
+
+
+def test_the_daemons_hooks_are_on_before_plugins_can_join_and_off_if_nri_cannot_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    svc = CriService(DaemonConfig(root=str(tmp_path / "root"), state=str(tmp_path / "state"),
+                                  nri_socket=str(tmp_path / "nri.sock")))
+    enabled_when_listening: list[bool] = []
+
+    class WhenListening(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == "NRI enabled":  # logged once the socket takes plugins
+                enabled_when_listening.append(svc.nri.enabled)
+
+    handler = WhenListening()
+    logging.getLogger("reference_runtime.nri").addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="reference_runtime.nri"):
+            svc.nri.start()
+            svc.nri.stop()
+    finally:
+        logging.getLogger("reference_runtime.nri").removeHandler(handler)
+    assert enabled_when_listening == [True]
+    (tmp_path / "nri.sock").write_text("in the way")
+    with pytest.raises(FileExistsError):
+        svc.nri.start()
+    assert not svc.nri.enabled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,22 @@ def test_a_file_in_the_way_of_the_nri_socket_stops_the_daemon(tmp_path: Path) ->
     assert f"cannot listen for NRI plugins on {in_the_way}: {in_the_way} exists and is not a socket" in result.stderr
     assert "Traceback" not in result.stderr
     assert in_the_way.read_text() == "not a socket"
+
+
+def test_a_live_nri_socket_stops_the_daemon_and_is_left_alone(tmp_path: Path) -> None:
+    """Another runtime's NRI socket, say: the daemon does not take it over."""
+    live = tmp_path / "nri.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(live))
+        listener.listen()
+        result = subprocess.run(daemon_argv(tmp_path, "--nri-socket", str(live)), capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 1
+        assert f"cannot listen for NRI plugins on {live}: {live} is in use by another process" in result.stderr
+        assert "Traceback" not in result.stderr
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(live))  # still the listener's
+    assert not (tmp_path / "cri.sock").exists()
 
 
 @pytest.mark.parametrize(

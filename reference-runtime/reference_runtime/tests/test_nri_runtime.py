@@ -53,6 +53,10 @@ class Recorder(Plugin):
         self.lock = threading.Lock()
         self.seen: list[Seen] = []
         self.fail_start = False
+        self.synchronized = threading.Event()
+
+    def synchronize(self, pods: list[nri.PodSandbox], containers: list[nri.Container]) -> None:
+        self.synchronized.set()
 
     def on_event(self, event: api.Event, pod: nri.PodSandbox, container: nri.Container | None) -> None:
         with self.lock:
@@ -71,6 +75,7 @@ def recorder(testbed: ReferenceRuntimeTestbed) -> Iterator[Recorder]:
     plugin = Recorder()
     with PluginConnection(plugin, "recorder", "50") as connection:
         connection.connect(str(testbed.nri_socket))
+        assert plugin.synchronized.wait(10)  # it has joined: it gets every event from now on
         yield plugin
 
 
@@ -159,3 +164,43 @@ def test_events_carry_the_pod_and_container_as_they_are(
     _, exited = by_kind["StopContainer"]
     assert exited is not None and (exited.state, exited.exit_code) == (nri.CONTAINER_STOPPED, 3)
     assert exited.started_at and exited.finished_at
+
+
+class Refuser(Plugin):
+    """Fails every RunPodSandbox and CreateContainer; ``synchronized`` is set once it has joined."""
+
+    events = frozenset({nri.RUN_POD_SANDBOX, nri.CREATE_CONTAINER})
+
+    def __init__(self) -> None:
+        self.synchronized = threading.Event()
+
+    def synchronize(self, pods: list[nri.PodSandbox], containers: list[nri.Container]) -> None:
+        self.synchronized.set()
+
+    def on_event(self, event: api.Event, pod: nri.PodSandbox, container: nri.Container | None) -> None:
+        raise RuntimeError(f"induced {api.event_name(event)} failure")
+
+
+def test_plugins_that_saw_a_creation_a_later_plugin_failed_learn_it_is_gone(
+        testbed: ReferenceRuntimeTestbed, runtime: RuntimeClient, recorder: Recorder,
+        pod: tuple[str, pb.PodSandboxConfig], tmp_path: Path) -> None:
+    refuser = Refuser()
+    with PluginConnection(refuser, "refuser", "60") as connection:  # called after the recorder (50)
+        connection.connect(str(testbed.nri_socket))
+        assert refuser.synchronized.wait(10)
+        name = uuid.uuid4().hex[:10]
+        config = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name=f"doomed-{name}", uid=name, namespace="nri"),
+                                     log_directory=str(tmp_path / "logs"))
+        with pytest.raises(CRIError, match="NRI plugin 60-refuser failed RunPodSandbox: induced RunPodSandbox"):
+            runtime.run_pod_sandbox(pb.RunPodSandboxRequest(config=config))
+        with pytest.raises(CRIError, match="NRI plugin 60-refuser failed CreateContainer: induced CreateContainer"):
+            create(runtime, pod, "sleep", "60")
+    with recorder.lock:
+        doomed_pod = [api.event_name(event) for event, event_pod, container in recorder.seen
+                      if event_pod.name == config.metadata.name]
+        doomed_container = [api.event_name(event) for event, event_pod, container in recorder.seen
+                            if event_pod.id == pod[0] and container is not None]
+    assert doomed_pod == ["RunPodSandbox", "StopPodSandbox", "RemovePodSandbox"]
+    assert doomed_container == ["CreateContainer", "StopContainer", "RemoveContainer"]
+    assert runtime.list_containers(pb.ListContainersRequest(
+        filter=pb.ContainerFilter(pod_sandbox_id=pod[0]))).containers == []
