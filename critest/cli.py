@@ -98,12 +98,6 @@ def check_regexes(ctx: click.Context, param: click.Parameter, value: tuple[str, 
     return value
 
 
-def check_parallel(ctx: click.Context, param: click.Parameter, value: int) -> int:
-    if value < 1:
-        raise click.BadParameter(f"{value} workers: need at least 1", ctx, param)
-    return value
-
-
 def check_directory(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """Create an output directory now, so that an unusable one stops critest before any spec runs."""
     if value:
@@ -183,7 +177,7 @@ class RunOptions:
 @click.option("--report-dir", default="", metavar="DIR", callback=check_directory,
               help="Write JUnit XML (junit[_PREFIX].xml) here.")
 @click.option("--report-prefix", default="", help="Prefix of the JUnit file name.")
-@click.option("--parallel", default=1, show_default=True, type=int, callback=check_parallel,
+@click.option("--parallel", default=1, show_default=True, type=click.IntRange(min=1),
               help="Run specs on N workers; serial specs still run alone.")
 @click.option("--ginkgo.focus", "--focus", "focus", multiple=True, metavar="REGEX", callback=check_regexes,
               help="Run only specs whose full name matches (repeatable).")

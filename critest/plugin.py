@@ -22,7 +22,6 @@ from critest.framework import (
     CleanupFailed,
     Cri,
     TestContext,
-    describe_leftovers,
     detect_cgroup_parent,
     load_test_images,
     spec_name,
@@ -31,7 +30,6 @@ from critest.report import AREA_PROPERTY, LEFT_BEHIND_PROPERTY, SPEC_PROPERTY
 
 SELINUX_ENFORCE = Path("/sys/fs/selinux/enforce")
 CALL_LOG_KEY = pytest.StashKey[CallLog]()
-LEFT_BEHIND_KEY = pytest.StashKey[list[str]]()
 
 
 def add_critest_options(addoption: Callable[..., Any]) -> None:
@@ -164,7 +162,7 @@ def _fresh_call_log(call_log: CallLog) -> None:
 
 
 @pytest.fixture
-def cri(request: pytest.FixtureRequest, runtime_client: RuntimeClient, image_client: ImageClient,
+def cri(runtime_client: RuntimeClient, image_client: ImageClient,
         critest_context: TestContext, runtime_version: pb.VersionResponse, cgroup_parent: str) -> Iterator[Cri]:
     """The spec's handle; everything it created is removed afterwards, pass or fail.
 
@@ -174,7 +172,6 @@ def cri(request: pytest.FixtureRequest, runtime_client: RuntimeClient, image_cli
     yield handle
     problems = handle.cleanup.run()
     if problems:
-        request.node.stash[LEFT_BEHIND_KEY] = problems
         raise CleanupFailed(problems)
 
 
@@ -184,9 +181,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         calls = item.config.stash[CALL_LOG_KEY].render()
         report.sections.append(("CRI calls", calls or "(no CRI calls)"))
-    left_behind = item.stash.get(LEFT_BEHIND_KEY, None)
-    if call.when == "teardown" and left_behind:
+    if call.when == "teardown" and call.excinfo is not None and isinstance(call.excinfo.value, CleanupFailed):
         # A plain string travels with the report from an xdist worker to the collector. A new list: the report
         # shares the item's.
-        report.user_properties = [*report.user_properties, (LEFT_BEHIND_PROPERTY, describe_leftovers(left_behind))]
+        report.user_properties = [*report.user_properties, (LEFT_BEHIND_PROPERTY, str(call.excinfo.value))]
     return report

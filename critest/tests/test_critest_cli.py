@@ -114,7 +114,7 @@ def test_unusable_endpoint_fails_before_any_spec_with_one_error_line(monkeypatch
     (["--image-service-timeout", "-3s"], "'--image-service-timeout'", "must be more than 0"),
     (["--image-service-timeout", "soon"], "'--image-service-timeout'", "invalid duration 'soon'"),
     (["--parallel", "abc"], "'--parallel'", "'abc' is not a valid integer"),
-    (["--parallel", "0"], "'--parallel'", "need at least 1"),
+    (["--parallel", "0"], "'--parallel'", "0 is not in the range x>=1"),
     (["-parallel=2.5"], "'--parallel'", "'2.5' is not a valid integer"),
     (["--ginkgo.focus", "["], "'--ginkgo.focus'", "'[' is not a valid regular expression"),
     (["--focus", "Pod", "--focus", "(unclosed"], "'--focus'", "'(unclosed' is not a valid regular expression"),

@@ -48,4 +48,4 @@ def serve_exec_stream(svc: CriService, request: http.server.BaseHTTPRequestHandl
                                             exec_request.tty)
         spdy_server.serve_exec(request, wanted, exec_request.tty, start)
     else:
-        websocket.serve_exec(request, (exec_request.stdin, exec_request.stdout, exec_request.stderr), start)
+        websocket.serve_exec(request, start)

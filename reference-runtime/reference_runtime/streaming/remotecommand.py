@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from cri_api import pb
+from cri_api.streaming.protocol import structured_errors
 from reference_runtime.oci.runtime import DEFAULT_COMMAND_TIMEOUT, OciRuntime, internal_pid_file, runtime_message
 
-# The remote-command versions whose error channel carries a Status JSON.
-STRUCTURED_ERROR_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 SUCCESS_STATUS = {"metadata": {}, "status": "Success"}
 START_POLL_SECONDS = 0.005
 
@@ -52,7 +51,7 @@ def failure_status(failure: ExecFailed) -> dict[str, Any]:
 
 def error_channel_payload(status: dict[str, Any], protocol: str) -> bytes:
     """What the error channel carries for ``status`` in ``protocol``."""
-    if protocol in STRUCTURED_ERROR_PROTOCOLS:
+    if structured_errors(protocol):
         return json.dumps(status).encode()
     return b"" if status["status"] == "Success" else str(status["message"]).encode()
 

@@ -21,7 +21,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from cri_api.streaming.protocol import PORT_FORWARD_PROTOCOL, SPDY_REMOTECOMMAND_PROTOCOLS, supports_resize
 from cri_api.streaming.spdy import SpdyConnection, SpdyStream
+from cri_api.streaming.upgrade import ACCEPTED_HEADER, PROTOCOL_HEADER
 from reference_runtime.streaming.attach import AttachSocket
 from reference_runtime.streaming.remotecommand import (
     SUCCESS_STATUS,
@@ -33,13 +35,7 @@ from reference_runtime.streaming.remotecommand import (
 )
 
 log = logging.getLogger("reference_runtime.streaming")
-REMOTE_COMMAND_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
-                            "channel.k8s.io")
-# The versions with a resize stream (a TTY session's client opens one).
-RESIZE_PROTOCOLS = REMOTE_COMMAND_PROTOCOLS[:3]
-PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
-PROTOCOL_HEADER = "X-Stream-Protocol-Version"
-ACCEPTED_HEADER = "X-Accepted-Stream-Protocol-Versions"
+REMOTE_COMMAND_PROTOCOLS = tuple(SPDY_REMOTECOMMAND_PROTOCOLS)
 STREAM_CREATION_TIMEOUT_SECONDS = 30.0
 # How often a session waiting for its streams checks that the client is still there.
 ARRIVAL_POLL_SECONDS = 0.1
@@ -139,7 +135,7 @@ def wanted_streams(stdin: bool, stdout: bool, stderr: bool, tty: bool) -> set[st
 
 def _with_resize(streams_wanted: set[str], tty: bool, protocol: str) -> set[str]:
     """With a TTY, clients of v3 and later open a resize stream too (kubelet waits for it as well)."""
-    return streams_wanted | {"resize"} if tty and protocol in RESIZE_PROTOCOLS else streams_wanted
+    return streams_wanted | {"resize"} if tty and supports_resize(protocol) else streams_wanted
 
 
 def serve_exec(request: http.server.BaseHTTPRequestHandler, streams_wanted: set[str], tty: bool,

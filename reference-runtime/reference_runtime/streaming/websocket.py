@@ -97,11 +97,10 @@ class WebSocketChannels:
                     return
 
 
-def serve_exec(request: http.server.BaseHTTPRequestHandler, streams: tuple[bool, bool, bool],
-               process_factory: Callable[[], ExecProcess]) -> None:
-    """Run the command for one upgraded connection, pumping the requested stdio, then send its exit Status and
-    close. ``streams`` says which of stdin, stdout and stderr the request asked for."""
-    _, stdout, stderr = streams
+def serve_exec(request: http.server.BaseHTTPRequestHandler, process_factory: Callable[[], ExecProcess]) -> None:
+    """Run the command for one upgraded connection, pumping its stdio, then send its exit Status and close.
+
+    Only the streams the request asked for are pipes (the process has the others on /dev/null)."""
     channels = WebSocketChannels.accept(request)
     if channels is None:
         return
@@ -118,9 +117,8 @@ def serve_exec(request: http.server.BaseHTTPRequestHandler, streams: tuple[bool,
         pumps = [threading.Thread(target=_pump_terminal, args=(process.terminal, channels), daemon=True)]
     else:
         pumps = [threading.Thread(target=_pump, args=(pipe, channel, channels), daemon=True)
-                 for pipe, channel, wanted in ((process.proc.stdout, STDOUT, stdout),
-                                               (process.proc.stderr, STDERR, stderr))
-                 if wanted and pipe is not None]
+                 for pipe, channel in ((process.proc.stdout, STDOUT), (process.proc.stderr, STDERR))
+                 if pipe is not None]
     for pump in pumps:
         pump.start()
 
